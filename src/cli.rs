@@ -1,0 +1,167 @@
+//! The admin subcommands.
+use anyhow::Context;
+
+use crate::config::{Command, Config, SourceCommand, TokenCommand, UserCommand};
+use crate::crypto::{generate_api_key, hash_api_key};
+use crate::domain::Service;
+use crate::domain::model::{PolicyEngineMode, UserMatchingMode};
+use crate::domain::permission::Permission;
+use crate::storage::{NewSource, NewToken, NewUser};
+
+/// The first superuser's name, as authentik's bootstrap names it.
+pub const BOOTSTRAP_USERNAME: &str = "akadmin";
+pub const BOOTSTRAP_TOKEN_IDENTIFIER: &str = "authentik-bootstrap-token";
+
+/// Creates `akadmin` and its token on an empty database. Prints a generated key once.
+pub async fn bootstrap(service: &Service, token: Option<&str>) -> anyhow::Result<()> {
+    let key = token.map(str::to_owned).unwrap_or_else(generate_api_key);
+    let hash = hash_api_key(&key);
+    let created = service
+        .store()
+        .bootstrap(
+            BOOTSTRAP_USERNAME,
+            NewToken {
+                identifier: BOOTSTRAP_TOKEN_IDENTIFIER,
+                key_hash: &hash,
+                intent: "api",
+                expires: None,
+                description: "Bootstrap token",
+            },
+        )
+        .await?;
+    if created {
+        if token.is_none() {
+            println!("Created superuser {BOOTSTRAP_USERNAME}. Its API key (shown only now): {key}");
+        } else {
+            tracing::info!(
+                "created superuser {BOOTSTRAP_USERNAME} with the configured bootstrap token"
+            );
+        }
+    }
+    Ok(())
+}
+
+pub async fn run(service: &Service, _config: &Config, command: Command) -> anyhow::Result<()> {
+    let store = service.store();
+    match command {
+        Command::Serve(_) | Command::Schema | Command::Migrate => unreachable!("handled by main"),
+        Command::User(UserCommand::Create {
+            username,
+            name,
+            email,
+            superuser,
+        }) => {
+            let id = store
+                .create_user(NewUser {
+                    username: &username,
+                    name: &name,
+                    email: &email,
+                    is_superuser: superuser,
+                })
+                .await
+                .with_context(|| {
+                    format!("cannot create user {username:?} (does it exist already?)")
+                })?;
+            println!("{id}");
+        }
+        Command::User(UserCommand::Grant {
+            username,
+            permissions,
+        }) => {
+            let id = user_id(service, &username).await?;
+            let permissions = permissions
+                .iter()
+                .map(|p| p.parse::<Permission>().map_err(anyhow::Error::msg))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            store.grant(id, &permissions).await?;
+        }
+        Command::User(UserCommand::Deactivate { username }) => {
+            let id = user_id(service, &username).await?;
+            store.set_user_active(id, false).await?;
+        }
+        Command::Token(TokenCommand::Create {
+            username,
+            identifier,
+            expires,
+            description,
+        }) => {
+            let id = user_id(service, &username).await?;
+            let key = generate_api_key();
+            let identifier = identifier
+                .unwrap_or_else(|| format!("{username}-{}", uuid::Uuid::new_v4().simple()));
+            store
+                .create_token(
+                    id,
+                    NewToken {
+                        identifier: &identifier,
+                        key_hash: &hash_api_key(&key),
+                        intent: "api",
+                        expires,
+                        description: &description,
+                    },
+                )
+                .await
+                .with_context(|| format!("cannot create token {identifier:?}"))?;
+            println!("{key}");
+        }
+        Command::Source(SourceCommand::Create {
+            name,
+            slug,
+            provider_type,
+            authorization_url,
+            access_token_url,
+            profile_url,
+            consumer_key,
+            consumer_secret,
+            policy_engine_mode,
+            user_matching_mode,
+            disabled,
+        }) => {
+            if slug.is_empty()
+                || slug.len() > 50
+                || !slug
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                anyhow::bail!("slug must be 1-50 characters of letters, digits, '-' or '_'");
+            }
+            let policy_engine_mode = PolicyEngineMode::parse(&policy_engine_mode)
+                .context("policy engine mode must be `all` or `any`")?;
+            let user_matching_mode =
+                UserMatchingMode::parse(&user_matching_mode).with_context(|| {
+                    let known: Vec<_> = UserMatchingMode::ALL.iter().map(|m| m.as_str()).collect();
+                    format!("user matching mode must be one of {}", known.join(", "))
+                })?;
+            let uuid = store
+                .create_source(NewSource {
+                    consumer_secret: consumer_secret.map(|s| service.seal_consumer_secret(&s)),
+                    user_path_template: format!("goauthentik.io/sources/%(slug)s"),
+                    name: name.clone(),
+                    slug,
+                    enabled: !disabled,
+                    provider_type,
+                    authorization_url,
+                    access_token_url,
+                    profile_url,
+                    consumer_key,
+                    policy_engine_mode,
+                    user_matching_mode,
+                    icon: None,
+                })
+                .await
+                .with_context(|| {
+                    format!("cannot create source {name:?} (name and slug must be unique)")
+                })?;
+            println!("{uuid}");
+        }
+    }
+    Ok(())
+}
+
+async fn user_id(service: &Service, username: &str) -> anyhow::Result<i32> {
+    service
+        .store()
+        .user_id_by_username(username)
+        .await?
+        .with_context(|| format!("no user named {username:?}"))
+}

@@ -1,0 +1,215 @@
+//! Command line and environment configuration (every flag has an `OAUTHLINK_*` variable).
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://oauthlink.sqlite3?mode=rwc";
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "oauthlink",
+    version,
+    about = "Links users to their accounts at external OAuth sources."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Config {
+    /// Database URL: `sqlite://FILE?mode=rwc` (created on first start) or `postgres://…`.
+    #[arg(long, env = "OAUTHLINK_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
+    pub database_url: String,
+
+    /// 64 hex characters that seal stored access tokens and consumer secrets. With SQLite and
+    /// none given, a key file is generated beside the database (mode 0600).
+    #[arg(
+        long,
+        env = "OAUTHLINK_SECRET_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub secret_key: Option<String>,
+
+    /// Where the generated key lives when no secret key is given (SQLite only).
+    /// Default: the database file's path with `.key` instead of its extension.
+    #[arg(long, env = "OAUTHLINK_SECRET_KEY_FILE", global = true)]
+    pub secret_key_file: Option<PathBuf>,
+
+    /// Apply pending migrations at start.
+    #[arg(long, env = "OAUTHLINK_AUTO_MIGRATE", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub auto_migrate: bool,
+
+    /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `oauthlink=debug`.
+    #[arg(long, env = "OAUTHLINK_LOG", default_value = "info", global = true)]
+    pub log: String,
+
+    /// Log format.
+    #[arg(long, env = "OAUTHLINK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human, global = true)]
+    pub log_format: LogFormat,
+
+    /// Seconds a request waits for the database before it is answered "unavailable".
+    #[arg(
+        long,
+        env = "OAUTHLINK_DATABASE_TIMEOUT_SECONDS",
+        default_value_t = 3,
+        global = true
+    )]
+    pub database_timeout_seconds: u64,
+
+    /// Largest database pool.
+    #[arg(
+        long,
+        env = "OAUTHLINK_DATABASE_MAX_CONNECTIONS",
+        default_value_t = 16,
+        global = true
+    )]
+    pub database_max_connections: u32,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "OAUTHLINK_LISTEN", default_value = "127.0.0.1:9000")]
+    pub listen: SocketAddr,
+
+    /// Key of the first superuser's API token, used on the first start only. Without it a key
+    /// is generated and printed once.
+    #[arg(long, env = "OAUTHLINK_BOOTSTRAP_TOKEN", hide_env_values = true)]
+    pub bootstrap_token: Option<String>,
+
+    /// Shape of REST responses: `documented` (authentik's reference page, nested `source`) or
+    /// `current` (authentik 2025+: `source` uuid plus `source_obj`).
+    #[arg(long, env = "OAUTHLINK_REST_SHAPE", value_enum, default_value_t = RestShape::Documented)]
+    pub rest_shape: RestShape,
+
+    /// Largest request body in bytes.
+    #[arg(long, env = "OAUTHLINK_BODY_LIMIT_BYTES", default_value_t = 64 * 1024)]
+    pub body_limit_bytes: usize,
+
+    /// Seconds in-flight requests get to finish after SIGTERM.
+    #[arg(long, env = "OAUTHLINK_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
+    pub shutdown_grace_seconds: u64,
+}
+
+impl ServeArgs {
+    /// The serve settings from the environment alone (when no subcommand is given).
+    pub fn from_env() -> Self {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        Only::parse_from(["oauthlink"]).serve
+    }
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestShape {
+    Documented,
+    Current,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Run the service (the default).
+    Serve(ServeArgs),
+    /// Apply pending migrations and exit.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Manage sources.
+    #[command(subcommand)]
+    Source(SourceCommand),
+    /// Print the GraphQL schema (SDL).
+    Schema,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum UserCommand {
+    /// Create a user; prints its integer pk.
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long, default_value = "")]
+        name: String,
+        #[arg(long, default_value = "")]
+        email: String,
+        #[arg(long)]
+        superuser: bool,
+    },
+    /// Grant permissions (codenames such as `add_useroauthsourceconnection`).
+    Grant {
+        #[arg(long)]
+        username: String,
+        #[arg(required = true)]
+        permissions: Vec<String>,
+    },
+    /// Deactivate a user: their tokens stop working.
+    Deactivate {
+        #[arg(long)]
+        username: String,
+    },
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum TokenCommand {
+    /// Create an API token; prints the key (shown only this once).
+    Create {
+        #[arg(long)]
+        username: String,
+        /// Unique name of the token (default: generated).
+        #[arg(long)]
+        identifier: Option<String>,
+        /// Expiry, RFC 3339 (default: never).
+        #[arg(long)]
+        expires: Option<chrono::DateTime<chrono::Utc>>,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum SourceCommand {
+    /// Create an OAuth source; prints its uuid.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        slug: String,
+        /// Provider type, e.g. github, google, entraid, openidconnect.
+        #[arg(long, default_value = "openidconnect")]
+        provider_type: String,
+        #[arg(long)]
+        authorization_url: Option<String>,
+        #[arg(long)]
+        access_token_url: Option<String>,
+        #[arg(long)]
+        profile_url: Option<String>,
+        #[arg(long, default_value = "")]
+        consumer_key: String,
+        /// Sealed at rest; never shown again.
+        #[arg(long, env = "OAUTHLINK_CONSUMER_SECRET", hide_env_values = true)]
+        consumer_secret: Option<String>,
+        #[arg(long, default_value = "any")]
+        policy_engine_mode: String,
+        #[arg(long, default_value = "identifier")]
+        user_matching_mode: String,
+        #[arg(long)]
+        disabled: bool,
+    },
+}

@@ -1,0 +1,134 @@
+//! The one error type that decides every outcome. Transports render it (graphql/errors.rs,
+//! rest/errors.rs) and never invent outcomes of their own.
+use std::fmt;
+
+/// Field-level error codes, in the REST contract's vocabulary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldCode {
+    Required,
+    Blank,
+    MaxLength,
+    Null,
+    Invalid,
+    DoesNotExist,
+    Unique,
+}
+
+impl FieldCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FieldCode::Required => "required",
+            FieldCode::Blank => "blank",
+            FieldCode::MaxLength => "max_length",
+            FieldCode::Null => "null",
+            FieldCode::Invalid => "invalid",
+            FieldCode::DoesNotExist => "does_not_exist",
+            FieldCode::Unique => "unique",
+        }
+    }
+}
+
+/// A field error. `field` is the REST (snake_case) name; GraphQL renders its own spelling.
+/// `non_field_errors` is the field of errors about several fields at once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: &'static str,
+    pub code: FieldCode,
+    pub message: String,
+}
+
+pub const NON_FIELD_ERRORS: &str = "non_field_errors";
+
+/// The two uniqueness rules of a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UniqueRule {
+    /// One connection per (user, source).
+    UserSource,
+    /// One external identity per source maps to one user.
+    SourceIdentifier,
+}
+
+impl UniqueRule {
+    pub fn fields(self) -> &'static [&'static str] {
+        match self {
+            UniqueRule::UserSource => &["user", "source"],
+            UniqueRule::SourceIdentifier => &["source", "identifier"],
+        }
+    }
+
+    /// Django REST framework's UniqueTogetherValidator message.
+    pub fn message(self) -> String {
+        format!(
+            "The fields {} must make a unique set.",
+            self.fields().join(", ")
+        )
+    }
+}
+
+/// Why a presented credential was refused. Logged, never shown: the caller sees one message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CredentialProblem {
+    Malformed,
+    Unknown,
+    Expired,
+    InactiveUser,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// No credentials were presented.
+    Unauthenticated,
+    /// Credentials were presented and refused.
+    InvalidCredentials(CredentialProblem),
+    /// Authenticated, but not allowed to do this.
+    Forbidden,
+    /// Input failed validation (including references to rows that do not exist).
+    Validation(Vec<FieldError>),
+    /// The object does not exist or is not visible to the caller.
+    NotFound,
+    /// A uniqueness rule was violated (decided by the database constraint).
+    Conflict(UniqueRule),
+    /// Too many failed authentications from this client.
+    RateLimited { retry_after_secs: u64 },
+    /// The database is unreachable or timed out.
+    Unavailable,
+    /// Anything else. Logged with `id`; the message shown is masked.
+    Internal { id: uuid::Uuid },
+}
+
+impl Error {
+    pub fn field(field: &'static str, code: FieldCode, message: impl Into<String>) -> Self {
+        Error::Validation(vec![FieldError {
+            field,
+            code,
+            message: message.into(),
+        }])
+    }
+
+    /// Logs an unexpected failure with a fresh id and returns the masked error.
+    pub fn internal(cause: impl fmt::Display) -> Self {
+        let id = uuid::Uuid::new_v4();
+        tracing::error!(error_id = %id, error = %cause, "internal error");
+        Error::Internal { id }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Unauthenticated => f.write_str("authentication credentials were not provided"),
+            Error::InvalidCredentials(_) => f.write_str("token invalid/expired"),
+            Error::Forbidden => f.write_str("permission denied"),
+            Error::Validation(errors) => write!(f, "{} invalid field(s)", errors.len()),
+            Error::NotFound => f.write_str("not found"),
+            Error::Conflict(rule) => f.write_str(&rule.message()),
+            Error::RateLimited { .. } => f.write_str("rate limited"),
+            Error::Unavailable => f.write_str("database unavailable"),
+            Error::Internal { id } => write!(f, "internal error {id}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,9 @@
+//! Domain rules: who may do what, what input is valid, in which order they are checked.
+pub mod error;
+pub mod model;
+pub mod permission;
+pub mod service;
+pub mod validation;
+
+pub use error::{Error, Result};
+pub use service::Service;

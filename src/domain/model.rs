@@ -1,0 +1,177 @@
+//! What the service reads and writes, independent of storage and transport.
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PolicyEngineMode {
+    All,
+    Any,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserMatchingMode {
+    Identifier,
+    EmailLink,
+    EmailDeny,
+    UsernameLink,
+    UsernameDeny,
+}
+
+macro_rules! str_enum {
+    ($ty:ident { $($variant:ident => $s:literal),+ $(,)? }) => {
+        impl $ty {
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $s),+ }
+            }
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($s => Some($ty::$variant),)+ _ => None }
+            }
+        }
+    };
+}
+
+str_enum!(PolicyEngineMode { All => "all", Any => "any" });
+str_enum!(UserMatchingMode {
+    Identifier => "identifier",
+    EmailLink => "email_link",
+    EmailDeny => "email_deny",
+    UsernameLink => "username_link",
+    UsernameDeny => "username_deny",
+});
+
+/// The kind of a source decides the read-only values the APIs show.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceKind {
+    OAuth,
+}
+
+str_enum!(SourceKind { OAuth => "oauth" });
+
+impl SourceKind {
+    pub fn component(self) -> &'static str {
+        match self {
+            SourceKind::OAuth => "ak-source-oauth-form",
+        }
+    }
+    pub fn verbose_name(self) -> &'static str {
+        match self {
+            SourceKind::OAuth => "OAuth Source",
+        }
+    }
+    pub fn verbose_name_plural(self) -> &'static str {
+        match self {
+            SourceKind::OAuth => "OAuth Sources",
+        }
+    }
+    pub fn meta_model_name(self) -> &'static str {
+        match self {
+            SourceKind::OAuth => "authentik_sources_oauth.oauthsource",
+        }
+    }
+}
+
+/// A source as the APIs show it (no provider secrets).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Source {
+    pub pk: Uuid,
+    pub name: String,
+    pub slug: String,
+    pub enabled: bool,
+    pub promoted: bool,
+    pub authentication_flow: Option<Uuid>,
+    pub enrollment_flow: Option<Uuid>,
+    pub user_property_mappings: Vec<Uuid>,
+    pub group_property_mappings: Vec<Uuid>,
+    pub kind: SourceKind,
+    pub policy_engine_mode: PolicyEngineMode,
+    pub user_matching_mode: UserMatchingMode,
+    pub managed: Option<String>,
+    pub user_path_template: String,
+    pub icon: Option<String>,
+}
+
+/// A stored connection. The access token never leaves storage, so it is not here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Connection {
+    pub pk: i32,
+    pub user: i32,
+    pub source: Uuid,
+    pub identifier: String,
+    pub created: DateTime<Utc>,
+    pub last_updated: DateTime<Utc>,
+    pub expires: Option<DateTime<Utc>>,
+}
+
+/// A connection together with its source, as every API returns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionWithSource {
+    pub connection: Connection,
+    pub source: Source,
+}
+
+/// A value a client may set, leave out, or set to null.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Patch<T> {
+    #[default]
+    Absent,
+    Null,
+    Value(T),
+}
+
+/// A create, after the transport has parsed it. Parse failures arrive as field errors in
+/// `errors`, so that validation reports every field at once, in one order.
+#[derive(Clone, Debug, Default)]
+pub struct NewConnection {
+    pub source: Patch<Uuid>,
+    pub user: Patch<i32>,
+    pub identifier: Patch<String>,
+    pub access_token: Patch<String>,
+    pub expires: Patch<DateTime<Utc>>,
+}
+
+/// An update: absent fields keep their value.
+#[derive(Clone, Debug, Default)]
+pub struct ConnectionChanges {
+    pub source: Patch<Uuid>,
+    pub identifier: Patch<String>,
+    pub access_token: Patch<String>,
+    pub expires: Patch<DateTime<Utc>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortKey {
+    Pk,
+    Created,
+    LastUpdated,
+    Identifier,
+    User,
+    SourceSlug,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sort {
+    pub key: SortKey,
+    pub descending: bool,
+}
+
+/// Filters common to both APIs' lists.
+#[derive(Clone, Debug, Default)]
+pub struct ConnectionFilter {
+    pub source_slug: Option<String>,
+    pub user: Option<i32>,
+    /// Case-insensitive substring of username, source slug or identifier.
+    pub search: Option<String>,
+}
+
+/// An audited write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub id: i32,
+    pub created: DateTime<Utc>,
+    pub actor: Option<i32>,
+    pub action: String,
+    pub connection: i32,
+    pub source: Option<Uuid>,
+    pub identifier: Option<String>,
+}

@@ -1,0 +1,367 @@
+//! The operations both APIs offer, with their rules. Checks run in one order everywhere:
+//! authenticate (by the caller of these), authorize, validate, existence, uniqueness — so a
+//! caller without permission learns nothing about what exists.
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::error::{CredentialProblem, Error, Result};
+use super::model::{
+    AuditEvent, Connection, ConnectionChanges, ConnectionFilter, ConnectionWithSource,
+    NewConnection, Patch, Sort, Source,
+};
+use super::permission::{Permission, Principal};
+use super::validation::{self, Errors, IDENTIFIER_MAX_CHARS};
+use crate::crypto::{SealedColumn, Sealer, hash_api_key};
+use crate::storage::{ConnectionUpdate, Cursor, KeysetPage, Store};
+
+#[derive(Clone, Debug)]
+pub struct Service {
+    store: Store,
+    sealer: Sealer,
+}
+
+/// How much of a connection an update replaces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpdateKind {
+    /// PUT: `identifier` is required.
+    Full,
+    /// PATCH / GraphQL update: absent fields keep their value.
+    Partial,
+}
+
+impl Service {
+    pub fn new(store: Store, sealer: Sealer) -> Self {
+        Service { store, sealer }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Resolves `Authorization: Bearer <key>`. Every refusal is logged with its reason and
+    /// answered alike.
+    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal> {
+        let Some(header) = authorization.map(str::trim).filter(|h| !h.is_empty()) else {
+            return Err(Error::Unauthenticated);
+        };
+        let (scheme, key) = header.split_once(' ').unwrap_or((header, ""));
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(refuse(CredentialProblem::Malformed));
+        }
+        let key = key.trim();
+        if key.is_empty() {
+            // authentik treats "Bearer" with no key as no credentials at all.
+            return Err(Error::Unauthenticated);
+        }
+        match self
+            .store
+            .principal_by_key_hash(&hash_api_key(key), Utc::now())
+            .await?
+        {
+            Ok(principal) => Ok(principal),
+            Err(problem) => Err(refuse(problem)),
+        }
+    }
+
+    pub async fn create_connection(
+        &self,
+        caller: &Principal,
+        input: NewConnection,
+        mut errors: Errors,
+    ) -> Result<ConnectionWithSource> {
+        // Authorize: linking an identity is privileged, for another user only superusers.
+        if !caller.has(Permission::AddConnection) {
+            return Err(Error::Forbidden);
+        }
+        if let Patch::Value(user) = input.user
+            && user != caller.user_id
+            && !caller.is_superuser
+        {
+            return Err(Error::Forbidden);
+        }
+        // Validate.
+        let user = match input.user {
+            Patch::Absent => Some(caller.user_id),
+            Patch::Null => {
+                errors.push(validation::null("user"));
+                None
+            }
+            Patch::Value(u) => Some(u),
+        };
+        let source = required(&mut errors, "source", input.source);
+        let identifier = required(&mut errors, "identifier", input.identifier)
+            .and_then(|i| errors.check(validation::text("identifier", &i, IDENTIFIER_MAX_CHARS)));
+        let access_token = self.seal_token(&mut errors, input.access_token);
+        let expires = optional(input.expires);
+        errors.into_result()?;
+        let (Some(user), Some(source), Some(identifier)) = (user, source, identifier) else {
+            unreachable!("missing values were reported as field errors");
+        };
+        // Existence.
+        let source_row = self.existing(user, caller, source).await?;
+        // Uniqueness: the insert itself decides.
+        let connection = self
+            .store
+            .insert_connection(
+                caller.user_id,
+                user,
+                source,
+                identifier,
+                access_token.flatten(),
+                expires,
+            )
+            .await?;
+        Ok(ConnectionWithSource {
+            connection,
+            source: source_row,
+        })
+    }
+
+    /// Checks that the referenced user and source exist, reporting both at once.
+    async fn existing(&self, user: i32, caller: &Principal, source: Uuid) -> Result<Source> {
+        let mut errors = Errors::default();
+        if user != caller.user_id && !self.store.user_exists(user).await? {
+            errors.push(validation::does_not_exist("user", user));
+        }
+        let found = self.store.source_by_pk(source).await?;
+        if found.is_none() {
+            errors.push(validation::does_not_exist("source", source));
+        }
+        errors.into_result()?;
+        Ok(found.expect("checked above"))
+    }
+
+    /// `Some(None)` means "store no token"; the outer `None` means a field error was recorded.
+    fn seal_token(&self, errors: &mut Errors, token: Patch<String>) -> Option<Option<Vec<u8>>> {
+        match token {
+            Patch::Absent | Patch::Null => Some(None),
+            Patch::Value(t) => errors
+                .check(validation::secret("access_token", &t))
+                .map(|()| Some(self.sealer.seal(SealedColumn::AccessToken, &t))),
+        }
+    }
+
+    /// Opens a stored access token (for the service's own use; no API returns it).
+    pub fn open_access_token(&self, sealed: &[u8]) -> Option<String> {
+        self.sealer.open(SealedColumn::AccessToken, sealed)
+    }
+
+    pub fn seal_consumer_secret(&self, secret: &str) -> Vec<u8> {
+        self.sealer.seal(SealedColumn::ConsumerSecret, secret)
+    }
+
+    /// A connection the caller may see; others' rows look absent.
+    pub async fn connection(&self, caller: &Principal, pk: i32) -> Result<ConnectionWithSource> {
+        let connection = self.visible(caller, pk).await?;
+        self.with_source(connection).await
+    }
+
+    async fn visible(&self, caller: &Principal, pk: i32) -> Result<Connection> {
+        match self.store.connection_by_pk(pk).await? {
+            Some(c) if c.user == caller.user_id || caller.has(Permission::ViewConnection) => Ok(c),
+            _ => Err(Error::NotFound),
+        }
+    }
+
+    async fn with_source(&self, connection: Connection) -> Result<ConnectionWithSource> {
+        let source = self
+            .store
+            .source_by_pk(connection.source)
+            .await?
+            .ok_or_else(|| {
+                Error::internal(format!("connection {} lost its source", connection.pk))
+            })?;
+        Ok(ConnectionWithSource { connection, source })
+    }
+
+    pub async fn update_connection(
+        &self,
+        caller: &Principal,
+        pk: i32,
+        changes: ConnectionChanges,
+        kind: UpdateKind,
+        mut errors: Errors,
+    ) -> Result<ConnectionWithSource> {
+        if !caller.has(Permission::ChangeConnection) {
+            return Err(Error::Forbidden);
+        }
+        let current = self.visible(caller, pk).await?;
+        let identifier = match changes.identifier {
+            Patch::Absent if kind == UpdateKind::Full => {
+                errors.push(validation::required("identifier"));
+                None
+            }
+            Patch::Absent => None,
+            Patch::Null => {
+                errors.push(validation::null("identifier"));
+                None
+            }
+            Patch::Value(i) => {
+                errors.check(validation::text("identifier", &i, IDENTIFIER_MAX_CHARS))
+            }
+        };
+        let source = match changes.source {
+            Patch::Absent => None,
+            Patch::Null => {
+                errors.push(validation::null("source"));
+                None
+            }
+            Patch::Value(s) => Some(s),
+        };
+        let access_token = match changes.access_token {
+            Patch::Absent => Patch::Absent,
+            Patch::Null => Patch::Null,
+            Patch::Value(t) => match self.seal_token(&mut errors, Patch::Value(t)) {
+                Some(Some(sealed)) => Patch::Value(sealed),
+                _ => Patch::Absent,
+            },
+        };
+        errors.into_result()?;
+        if let Some(source) = source
+            && source != current.source
+        {
+            self.existing(current.user, caller, source).await?;
+        }
+        let updated = self
+            .store
+            .update_connection(
+                caller.user_id,
+                pk,
+                ConnectionUpdate {
+                    source,
+                    identifier,
+                    access_token,
+                    expires: changes.expires,
+                },
+            )
+            .await?
+            .ok_or(Error::NotFound)?;
+        self.with_source(updated).await
+    }
+
+    pub async fn delete_connection(&self, caller: &Principal, pk: i32) -> Result<()> {
+        let Some(row) = self.store.connection_by_pk(pk).await? else {
+            return Err(Error::NotFound);
+        };
+        if row.user != caller.user_id && !caller.has(Permission::DeleteConnection) {
+            // Only a caller who may see the row learns that it exists.
+            return Err(if caller.has(Permission::ViewConnection) {
+                Error::Forbidden
+            } else {
+                Error::NotFound
+            });
+        }
+        if self.store.delete_connection(caller.user_id, pk).await? {
+            Ok(())
+        } else {
+            Err(Error::NotFound)
+        }
+    }
+
+    /// Rows a caller may list: everyone's with the view permission, else their own.
+    fn owner_scope(caller: &Principal) -> Option<i32> {
+        (!caller.has(Permission::ViewConnection)).then_some(caller.user_id)
+    }
+
+    pub async fn count_connections(
+        &self,
+        caller: &Principal,
+        filter: &ConnectionFilter,
+    ) -> Result<u64> {
+        self.store
+            .count_connections(Self::owner_scope(caller), filter)
+            .await
+    }
+
+    pub async fn connections_page(
+        &self,
+        caller: &Principal,
+        filter: &ConnectionFilter,
+        sorts: &[Sort],
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<Connection>> {
+        self.store
+            .connections_by_offset(Self::owner_scope(caller), filter, sorts, offset, limit)
+            .await
+    }
+
+    /// A keyset page; `None` when the cursor does not fit the ordering.
+    pub async fn connections_keyset(
+        &self,
+        caller: &Principal,
+        filter: &ConnectionFilter,
+        page: &KeysetPage,
+    ) -> Result<Option<(Vec<Connection>, bool)>> {
+        self.store
+            .connections_by_keyset(Self::owner_scope(caller), filter, page)
+            .await
+    }
+
+    pub fn cursor_for(sort: Sort, connection: &Connection) -> Cursor {
+        crate::storage::cursor_for(sort.key, connection)
+    }
+
+    /// The sources of a page of connections, in one batch.
+    pub async fn sources_of(&self, pks: &[Uuid]) -> Result<HashMap<Uuid, Source>> {
+        self.store.sources_by_pk(pks).await
+    }
+
+    /// Sources hold no secrets in their API form: every authenticated caller may read them.
+    pub async fn sources(&self, _caller: &Principal) -> Result<Vec<Source>> {
+        self.store.list_sources().await
+    }
+
+    pub async fn source(
+        &self,
+        _caller: &Principal,
+        pk: Option<Uuid>,
+        slug: Option<&str>,
+    ) -> Result<Option<Source>> {
+        match (pk, slug) {
+            (Some(pk), _) => self.store.source_by_pk(pk).await,
+            (None, Some(slug)) => self.store.source_by_slug(slug).await,
+            (None, None) => Ok(None),
+        }
+    }
+
+    pub async fn audit_events(
+        &self,
+        caller: &Principal,
+        offset: u64,
+        limit: u64,
+    ) -> Result<(Vec<AuditEvent>, u64)> {
+        if !caller.is_superuser {
+            return Err(Error::Forbidden);
+        }
+        self.store.audit_events(offset, limit).await
+    }
+}
+
+fn refuse(problem: CredentialProblem) -> Error {
+    tracing::info!(reason = ?problem, "credentials refused");
+    Error::InvalidCredentials(problem)
+}
+
+fn required<T>(errors: &mut Errors, field: &'static str, value: Patch<T>) -> Option<T> {
+    match value {
+        Patch::Absent => {
+            errors.push(validation::required(field));
+            None
+        }
+        Patch::Null => {
+            errors.push(validation::null(field));
+            None
+        }
+        Patch::Value(v) => Some(v),
+    }
+}
+
+fn optional(value: Patch<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match value {
+        Patch::Value(v) => Some(v),
+        Patch::Absent | Patch::Null => None,
+    }
+}

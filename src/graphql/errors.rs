@@ -1,0 +1,319 @@
+//! The one place domain errors become GraphQL errors, and the extension that gives every
+//! library-produced error (parse, validation, limits, input coercion) a code too.
+use std::sync::Arc;
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextValidation,
+};
+use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::{
+    Enum, ErrorExtensionValues, Response, ServerError, ServerResult, ValidationResult, Value,
+    Variables,
+};
+
+use crate::domain::error::{Error, FieldError, NON_FIELD_ERRORS};
+
+/// Every `extensions.code` this API returns.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[graphql(rename_items = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    /// No credentials were presented.
+    Unauthenticated,
+    /// Credentials were refused, or the caller lacks the permission.
+    Forbidden,
+    /// Input failed validation; see `extensions.fieldErrors`.
+    BadUserInput,
+    /// The object does not exist or is not visible to the caller.
+    NotFound,
+    /// A uniqueness rule was violated; see `extensions.fieldErrors` and `extensions.fields`.
+    Conflict,
+    /// Too many failed authentications from this client; see `extensions.retryAfter`.
+    RateLimited,
+    /// The database is unreachable; retry later.
+    ServiceUnavailable,
+    /// An unexpected failure; the message is masked, `extensions.errorId` is in the log.
+    InternalServerError,
+    /// The HTTP request is not a GraphQL request (body, method or content type).
+    BadRequest,
+    /// The document does not parse.
+    GraphqlParseFailed,
+    /// The document does not validate against the schema.
+    GraphqlValidationFailed,
+    /// The document exceeds the depth, complexity or alias limit.
+    QueryLimitExceeded,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 12] = [
+        ErrorCode::Unauthenticated,
+        ErrorCode::Forbidden,
+        ErrorCode::BadUserInput,
+        ErrorCode::NotFound,
+        ErrorCode::Conflict,
+        ErrorCode::RateLimited,
+        ErrorCode::ServiceUnavailable,
+        ErrorCode::InternalServerError,
+        ErrorCode::BadRequest,
+        ErrorCode::GraphqlParseFailed,
+        ErrorCode::GraphqlValidationFailed,
+        ErrorCode::QueryLimitExceeded,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Unauthenticated => "UNAUTHENTICATED",
+            ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::BadUserInput => "BAD_USER_INPUT",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::Conflict => "CONFLICT",
+            ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            ErrorCode::InternalServerError => "INTERNAL_SERVER_ERROR",
+            ErrorCode::BadRequest => "BAD_REQUEST",
+            ErrorCode::GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
+            ErrorCode::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
+            ErrorCode::QueryLimitExceeded => "QUERY_LIMIT_EXCEEDED",
+        }
+    }
+}
+
+/// GraphQL's spelling of a REST field name.
+fn graphql_field(field: &str) -> String {
+    match field {
+        "access_token" => "accessToken".to_owned(),
+        NON_FIELD_ERRORS => "nonFieldErrors".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+fn field_errors_value(errors: &[FieldError]) -> Value {
+    Value::List(
+        errors
+            .iter()
+            .map(|e| {
+                let mut obj = async_graphql::indexmap::IndexMap::new();
+                obj.insert(
+                    async_graphql::Name::new("field"),
+                    Value::from(graphql_field(e.field)),
+                );
+                obj.insert(
+                    async_graphql::Name::new("code"),
+                    Value::from(e.code.as_str()),
+                );
+                obj.insert(
+                    async_graphql::Name::new("message"),
+                    Value::from(e.message.clone()),
+                );
+                Value::Object(obj)
+            })
+            .collect(),
+    )
+}
+
+fn with_code(message: impl Into<String>, code: ErrorCode) -> async_graphql::Error {
+    let mut ext = ErrorExtensionValues::default();
+    ext.set("code", code.as_str());
+    async_graphql::Error {
+        message: message.into(),
+        source: None,
+        extensions: Some(ext),
+    }
+}
+
+/// Renders a domain error.
+pub fn render(error: Error) -> async_graphql::Error {
+    match error {
+        Error::Unauthenticated => with_code(
+            "Authentication credentials were not provided.",
+            ErrorCode::Unauthenticated,
+        ),
+        Error::InvalidCredentials(_) => with_code("Token invalid/expired", ErrorCode::Forbidden),
+        Error::Forbidden => with_code(
+            "You do not have permission to perform this action.",
+            ErrorCode::Forbidden,
+        ),
+        Error::Validation(errors) => {
+            let mut e = with_code("Invalid input.", ErrorCode::BadUserInput);
+            if let Some(ext) = e.extensions.as_mut() {
+                ext.set("fieldErrors", field_errors_value(&errors));
+            }
+            e
+        }
+        Error::NotFound => with_code("Not found.", ErrorCode::NotFound),
+        Error::Conflict(rule) => {
+            let fields: Vec<FieldError> = rule
+                .fields()
+                .iter()
+                .map(|f| FieldError {
+                    field: f,
+                    code: crate::domain::error::FieldCode::Unique,
+                    message: rule.message(),
+                })
+                .collect();
+            let mut e = with_code(rule.message(), ErrorCode::Conflict);
+            if let Some(ext) = e.extensions.as_mut() {
+                ext.set("fieldErrors", field_errors_value(&fields));
+                ext.set(
+                    "fields",
+                    Value::List(rule.fields().iter().map(|f| Value::from(*f)).collect()),
+                );
+            }
+            e
+        }
+        Error::RateLimited { retry_after_secs } => {
+            let mut e = with_code("Request was throttled.", ErrorCode::RateLimited);
+            if let Some(ext) = e.extensions.as_mut() {
+                ext.set("retryAfter", retry_after_secs);
+            }
+            e
+        }
+        Error::Unavailable => with_code(
+            "The service is temporarily unavailable; retry later.",
+            ErrorCode::ServiceUnavailable,
+        ),
+        Error::Internal { id } => {
+            let mut e = with_code("Internal server error.", ErrorCode::InternalServerError);
+            if let Some(ext) = e.extensions.as_mut() {
+                ext.set("errorId", id.to_string());
+            }
+            e
+        }
+    }
+}
+
+/// A coded error for a request that never reached the executor.
+pub fn request_error(message: impl Into<String>, code: ErrorCode) -> ServerError {
+    let mut e = ServerError::new(message, None);
+    let mut ext = ErrorExtensionValues::default();
+    ext.set("code", code.as_str());
+    e.extensions = Some(ext);
+    e
+}
+
+fn has_code(e: &ServerError) -> bool {
+    e.extensions
+        .as_ref()
+        .is_some_and(|x| x.get("code").is_some())
+}
+
+fn set_code(e: &mut ServerError, code: ErrorCode) {
+    e.extensions
+        .get_or_insert_with(ErrorExtensionValues::default)
+        .set("code", code.as_str());
+}
+
+/// Documents with more aliases than this are refused (alias amplification).
+pub const MAX_ALIASES: usize = 30;
+
+fn count_aliases(set: &SelectionSet, doc: &ExecutableDocument, depth: usize) -> usize {
+    if depth > 64 {
+        return 0;
+    }
+    set.items
+        .iter()
+        .map(|item| match &item.node {
+            Selection::Field(f) => {
+                usize::from(f.node.alias.is_some())
+                    + count_aliases(&f.node.selection_set.node, doc, depth + 1)
+            }
+            Selection::InlineFragment(i) => {
+                count_aliases(&i.node.selection_set.node, doc, depth + 1)
+            }
+            Selection::FragmentSpread(s) => doc
+                .fragments
+                .get(&s.node.fragment_name.node)
+                .map_or(0, |f| {
+                    count_aliases(&f.node.selection_set.node, doc, depth + 1)
+                }),
+        })
+        .sum()
+}
+
+/// Gives every error a code: the library's own errors get theirs by the phase they come from.
+pub struct ErrorCodes;
+
+impl ExtensionFactory for ErrorCodes {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ErrorCodesExtension)
+    }
+}
+
+struct ErrorCodesExtension;
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for ErrorCodesExtension {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let mut response = next.run(ctx).await;
+        for e in &mut response.errors {
+            if has_code(e) {
+                continue;
+            }
+            // What is left uncoded comes from input coercion during execution.
+            if e.message.starts_with("Failed to parse") || e.message.starts_with("Invalid value") {
+                set_code(e, ErrorCode::BadUserInput);
+            } else {
+                let id = uuid::Uuid::new_v4();
+                tracing::error!(error_id = %id, error = %e.message, "unexpected GraphQL error");
+                e.message = "Internal server error.".to_owned();
+                set_code(e, ErrorCode::InternalServerError);
+                e.extensions
+                    .get_or_insert_with(ErrorExtensionValues::default)
+                    .set("errorId", id.to_string());
+            }
+        }
+        response
+    }
+
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let doc = next.run(ctx, query, variables).await.map_err(|mut e| {
+            set_code(&mut e, ErrorCode::GraphqlParseFailed);
+            e
+        })?;
+        let aliases: usize = doc
+            .operations
+            .iter()
+            .map(|(_, op)| count_aliases(&op.node.selection_set.node, &doc, 0))
+            .sum();
+        if aliases > MAX_ALIASES {
+            return Err(request_error(
+                format!("Query has {aliases} aliases; at most {MAX_ALIASES} are allowed."),
+                ErrorCode::QueryLimitExceeded,
+            ));
+        }
+        Ok(doc)
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        next.run(ctx).await.map_err(|errors| {
+            errors
+                .into_iter()
+                .map(|mut e| {
+                    let code = if e.message.contains("nested too deep")
+                        || e.message.contains("too complex")
+                        || e.message.contains("too many directives")
+                    {
+                        ErrorCode::QueryLimitExceeded
+                    } else if e.message.starts_with("Invalid value for argument")
+                        || e.message.starts_with("Variable")
+                    {
+                        ErrorCode::BadUserInput
+                    } else {
+                        ErrorCode::GraphqlValidationFailed
+                    };
+                    set_code(&mut e, code);
+                    e
+                })
+                .collect()
+        })
+    }
+}

@@ -1,0 +1,171 @@
+//! The GraphQL API: schema, HTTP handlers (POST, GET, GraphiQL) and the per-request caller.
+mod errors;
+pub mod graphiql;
+mod mutation;
+mod query;
+mod types;
+
+use async_graphql::http::parse_query_string;
+use async_graphql::{Context, EmptySubscription, Request, Schema as GqlSchema};
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::OnceCell;
+
+pub use errors::{ErrorCode, render};
+use errors::{ErrorCodes, request_error};
+
+use crate::domain::permission::Principal;
+use crate::domain::{Error, Service};
+use crate::server::AppState;
+
+pub type Schema = GqlSchema<query::Query, mutation::Mutation, EmptySubscription>;
+
+/// Limits that still allow the standard introspection query.
+pub const MAX_DEPTH: usize = 16;
+pub const MAX_COMPLEXITY: usize = 1000;
+
+pub fn schema(service: Option<Service>) -> Schema {
+    let mut builder = GqlSchema::build(query::Query, mutation::Mutation, EmptySubscription)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .limit_recursive_depth(64)
+        .extension(ErrorCodes);
+    if let Some(service) = service {
+        builder = builder.data(service);
+    }
+    builder.finish()
+}
+
+/// The SDL committed as `schema.graphql`.
+pub fn sdl() -> String {
+    schema(None).sdl()
+}
+
+/// The caller of one request, resolved on first use and at most once.
+pub struct Caller {
+    authorization: Option<String>,
+    resolved: OnceCell<Result<Principal, Error>>,
+}
+
+impl Caller {
+    pub fn new(authorization: Option<String>) -> Self {
+        Caller {
+            authorization,
+            resolved: OnceCell::new(),
+        }
+    }
+}
+
+pub(crate) fn service<'a>(ctx: &Context<'a>) -> &'a Service {
+    ctx.data_unchecked::<Service>()
+}
+
+pub(crate) async fn caller(ctx: &Context<'_>) -> async_graphql::Result<Principal> {
+    let c = ctx.data_unchecked::<Caller>();
+    let resolved = c
+        .resolved
+        .get_or_init(|| async {
+            let state = ctx.data_unchecked::<AppState>();
+            state.authenticate(c.authorization.as_deref()).await
+        })
+        .await;
+    resolved.clone().map_err(render)
+}
+
+fn authorization(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+async fn execute(state: &AppState, headers: &HeaderMap, request: Request) -> Response {
+    let request = request
+        .data(Caller::new(authorization(headers)))
+        .data(state.clone());
+    let response = state.schema.execute(request).await;
+    async_graphql_axum::GraphQLResponse::from(response).into_response()
+}
+
+fn refuse(status: StatusCode, message: &str, code: ErrorCode) -> Response {
+    let response = async_graphql::Response::from_errors(vec![request_error(message, code)]);
+    (status, async_graphql_axum::GraphQLResponse::from(response)).into_response()
+}
+
+/// POST /graphql: one operation per request (batches are refused).
+pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            let ct = ct.to_ascii_lowercase();
+            ct.starts_with("application/json")
+                || ct.starts_with("application/graphql-response+json")
+        });
+    if !is_json {
+        return refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Send the request as application/json.",
+            ErrorCode::BadRequest,
+        );
+    }
+    if body.first().is_some_and(|b| *b == b'[') || body.trim_ascii_start().starts_with(b"[") {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "Batched requests are not supported.",
+            ErrorCode::BadRequest,
+        );
+    }
+    let request: Request = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                &format!("The body is not a GraphQL request: {e}"),
+                ErrorCode::BadRequest,
+            );
+        }
+    };
+    execute(&state, &headers, request).await
+}
+
+/// GET /graphql: a query in the URL (GraphQL over HTTP), or GraphiQL for a browser.
+pub async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let Some(query) = query.filter(|q| !q.is_empty()) else {
+        return graphiql::page("/graphql");
+    };
+    let request = match parse_query_string(&query) {
+        Ok(r) => r,
+        Err(e) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                &format!("The query string is not a GraphQL request: {e}"),
+                ErrorCode::BadRequest,
+            );
+        }
+    };
+    // Mutations change state: only over POST. (A document that does not parse is left to
+    // the executor, which reports it with its code.)
+    if let Ok(doc) = async_graphql::parser::parse_query(&request.query) {
+        let selected = doc.operations.iter().find(|(name, _)| {
+            request.operation_name.is_none()
+                || name.map(|n| n.as_str()) == request.operation_name.as_deref()
+        });
+        if selected.is_some_and(|(_, op)| {
+            op.node.ty == async_graphql::parser::types::OperationType::Mutation
+        }) {
+            return refuse(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Mutations are only accepted over POST.",
+                ErrorCode::BadRequest,
+            );
+        }
+    }
+    execute(&state, &headers, request).await
+}

@@ -1,0 +1,13 @@
+//! oauthlink: links identity-provider users to their accounts at external OAuth sources.
+//! Transport (`graphql`, `rest`) is separate from the domain rules (`domain`) and from storage
+//! (`storage`, the only module that touches SeaORM).
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod graphql;
+pub mod rest;
+pub mod server;
+pub mod storage;
+pub mod telemetry;

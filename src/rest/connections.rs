@@ -1,0 +1,295 @@
+//! `/api/v3/sources/user_connections/oauth/`: authentik's viewset over the shared service.
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::body;
+use super::errors::{RestError, detail};
+use super::shape;
+use crate::config::RestShape;
+use crate::domain::model::{ConnectionFilter, Sort, SortKey};
+use crate::domain::permission::Principal;
+use crate::domain::service::UpdateKind;
+use crate::server::AppState;
+
+pub const DEFAULT_PAGE_SIZE: u64 = 20;
+pub const MAX_PAGE_SIZE: u64 = 100;
+
+async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Principal, Response> {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    state
+        .authenticate(auth)
+        .await
+        .map_err(|e| RestError(e).into_response())
+}
+
+/// Detail ids are integers; anything else is Django's plain "Not found.".
+fn parse_id(id: &str) -> Result<i32, Response> {
+    id.parse::<i32>()
+        .map_err(|_| detail(StatusCode::NOT_FOUND, "Not found."))
+}
+
+macro_rules! tri {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(r) => return r,
+        }
+    };
+}
+
+pub async fn create(State(state): State<AppState>, headers: HeaderMap, raw: Bytes) -> Response {
+    let caller = tri!(principal(&state, &headers).await);
+    let map = tri!(body::json_object(&headers, &raw));
+    let (input, errors) = body::new_connection(&map);
+    match state
+        .service
+        .create_connection(&caller, input, errors)
+        .await
+    {
+        Ok(created) => (
+            StatusCode::CREATED,
+            Json(shape::with_source(&created, state.rest_shape)),
+        )
+            .into_response(),
+        Err(e) => RestError(e).into_response(),
+    }
+}
+
+pub async fn retrieve(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let caller = tri!(principal(&state, &headers).await);
+    let pk = tri!(parse_id(&id));
+    match state.service.connection(&caller, pk).await {
+        Ok(c) => Json(shape::with_source(&c, state.rest_shape)).into_response(),
+        Err(e) => RestError(e).into_response(),
+    }
+}
+
+async fn update(
+    state: AppState,
+    headers: HeaderMap,
+    id: String,
+    raw: Bytes,
+    kind: UpdateKind,
+) -> Response {
+    let caller = tri!(principal(&state, &headers).await);
+    let pk = tri!(parse_id(&id));
+    let map = tri!(body::json_object(&headers, &raw));
+    let (changes, errors) = body::changes(&map);
+    match state
+        .service
+        .update_connection(&caller, pk, changes, kind, errors)
+        .await
+    {
+        Ok(c) => Json(shape::with_source(&c, state.rest_shape)).into_response(),
+        Err(e) => RestError(e).into_response(),
+    }
+}
+
+pub async fn put(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    raw: Bytes,
+) -> Response {
+    update(state, headers, id, raw, UpdateKind::Full).await
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    raw: Bytes,
+) -> Response {
+    update(state, headers, id, raw, UpdateKind::Partial).await
+}
+
+pub async fn destroy(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let caller = tri!(principal(&state, &headers).await);
+    let pk = tri!(parse_id(&id));
+    match state.service.delete_connection(&caller, pk).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => RestError(e).into_response(),
+    }
+}
+
+/// Nothing references a connection: `[]` for a row the caller can see.
+pub async fn used_by(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let caller = tri!(principal(&state, &headers).await);
+    let pk = tri!(parse_id(&id));
+    match state.service.connection(&caller, pk).await {
+        Ok(_) => Json(json!([])).into_response(),
+        Err(e) => RestError(e).into_response(),
+    }
+}
+
+/// `ordering=-created,source__slug`: known terms in order, unknown ones ignored (as DRF).
+fn ordering(param: Option<&str>) -> Vec<Sort> {
+    let default = vec![
+        Sort {
+            key: SortKey::SourceSlug,
+            descending: false,
+        },
+        Sort {
+            key: SortKey::Pk,
+            descending: false,
+        },
+    ];
+    let Some(param) = param else { return default };
+    let sorts: Vec<Sort> = param
+        .split(',')
+        .filter_map(|term| {
+            let term = term.trim();
+            let (descending, name) = match term.strip_prefix('-') {
+                Some(rest) => (true, rest),
+                None => (false, term),
+            };
+            let key = match name {
+                "pk" | "id" => SortKey::Pk,
+                "created" => SortKey::Created,
+                "last_updated" => SortKey::LastUpdated,
+                "identifier" => SortKey::Identifier,
+                "user" => SortKey::User,
+                "source" | "source__slug" => SortKey::SourceSlug,
+                _ => return None,
+            };
+            Some(Sort { key, descending })
+        })
+        .collect();
+    if sorts.is_empty() { default } else { sorts }
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let caller = tri!(principal(&state, &headers).await);
+    let service = &state.service;
+    let page_size = params
+        .get("page_size")
+        .and_then(|s| s.parse::<u64>().ok())
+        .filter(|n| *n > 0)
+        .map_or(DEFAULT_PAGE_SIZE, |n| n.min(MAX_PAGE_SIZE));
+    let page = match params.get("page") {
+        None => 1,
+        Some(p) if p == "last" => 0,
+        Some(p) => match p.parse::<u64>() {
+            Ok(n) if n >= 1 && n <= u64::from(u32::MAX) => n,
+            _ => return detail(StatusCode::NOT_FOUND, "Invalid page."),
+        },
+    };
+    let mut filter = ConnectionFilter {
+        source_slug: params.get("source__slug").cloned(),
+        user: None,
+        search: params
+            .get("search")
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty()),
+    };
+    // Text that PostgreSQL cannot hold matches nothing.
+    let unmatchable = |s: &Option<String>| s.as_deref().is_some_and(|s| s.contains('\0'));
+    if let Some(user) = params.get("user").filter(|u| !u.is_empty()) {
+        let exists = match user.parse::<i32>() {
+            Ok(id) => tri!(
+                service
+                    .store()
+                    .user_exists(id)
+                    .await
+                    .map_err(|e| RestError(e).into_response())
+            )
+            .then_some(id),
+            Err(_) => None,
+        };
+        let Some(id) = exists else {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"user": ["Select a valid choice. That choice is not one of the available choices."]})),
+            )
+                .into_response();
+        };
+        filter.user = Some(id);
+    }
+    let count = if unmatchable(&filter.source_slug) || unmatchable(&filter.search) {
+        0
+    } else {
+        tri!(
+            service
+                .count_connections(&caller, &filter)
+                .await
+                .map_err(|e| RestError(e).into_response())
+        )
+    };
+    let total_pages = count.div_ceil(page_size).max(1);
+    let page = if page == 0 { total_pages } else { page };
+    if page > total_pages {
+        return detail(StatusCode::NOT_FOUND, "Invalid page.");
+    }
+    let offset = (page - 1) * page_size;
+    let rows = if count == 0 {
+        Vec::new()
+    } else {
+        let sorts = ordering(params.get("ordering").map(String::as_str));
+        tri!(
+            service
+                .connections_page(&caller, &filter, &sorts, offset, page_size)
+                .await
+                .map_err(|e| RestError(e).into_response())
+        )
+    };
+    let pks: Vec<_> = rows.iter().map(|c| c.source).collect();
+    let sources = tri!(
+        service
+            .sources_of(&pks)
+            .await
+            .map_err(|e| RestError(e).into_response())
+    );
+    let mut results = Vec::with_capacity(rows.len());
+    for c in &rows {
+        let Some(s) = sources.get(&c.source) else {
+            return RestError(crate::domain::Error::internal("connection without source"))
+                .into_response();
+        };
+        results.push(shape::connection(c, s, state.rest_shape));
+    }
+    let (start_index, end_index) = if rows.is_empty() {
+        (0, 0)
+    } else {
+        (offset + 1, offset + rows.len() as u64)
+    };
+    let mut body = json!({
+        "pagination": {
+            "next": if page < total_pages { page + 1 } else { 0 },
+            "previous": if page > 1 { page - 1 } else { 0 },
+            "count": count,
+            "current": page,
+            "total_pages": total_pages,
+            "start_index": start_index,
+            "end_index": end_index,
+        },
+        "results": results,
+    });
+    if state.rest_shape == RestShape::Current {
+        body["autocomplete"] = json!({});
+    }
+    Json::<Value>(body).into_response()
+}

@@ -1,0 +1,80 @@
+//! The one place domain errors become REST responses, in authentik's shapes: 400
+//! `ValidationError` (field → messages), everything else `GenericError` (`{"detail": …}`).
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use crate::domain::error::{Error, NON_FIELD_ERRORS};
+
+pub struct RestError(pub Error);
+
+impl From<Error> for RestError {
+    fn from(e: Error) -> Self {
+        RestError(e)
+    }
+}
+
+pub fn detail(status: StatusCode, detail: impl Into<String>) -> Response {
+    (status, Json(json!({ "detail": detail.into() }))).into_response()
+}
+
+pub fn non_field(message: impl Into<String>) -> Response {
+    let message: String = message.into();
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({ NON_FIELD_ERRORS: [message] })),
+    )
+        .into_response()
+}
+
+impl IntoResponse for RestError {
+    fn into_response(self) -> Response {
+        match self.0 {
+            Error::Unauthenticated => detail(
+                StatusCode::FORBIDDEN,
+                "Authentication credentials were not provided.",
+            ),
+            Error::InvalidCredentials(_) => detail(StatusCode::FORBIDDEN, "Token invalid/expired"),
+            Error::Forbidden => detail(
+                StatusCode::FORBIDDEN,
+                "You do not have permission to perform this action.",
+            ),
+            Error::Validation(errors) => {
+                let mut body = Map::new();
+                for e in errors {
+                    body.entry(e.field)
+                        .or_insert_with(|| Value::Array(vec![]))
+                        .as_array_mut()
+                        .expect("inserted as array")
+                        .push(Value::String(e.message));
+                }
+                (StatusCode::BAD_REQUEST, Json(Value::Object(body))).into_response()
+            }
+            Error::NotFound => detail(
+                StatusCode::NOT_FOUND,
+                "No UserOAuthSourceConnection matches the given query.",
+            ),
+            Error::Conflict(rule) => non_field(rule.message()),
+            Error::RateLimited { retry_after_secs } => {
+                let mut r = detail(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!(
+                        "Request was throttled. Expected available in {retry_after_secs} seconds."
+                    ),
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+                r
+            }
+            Error::Unavailable => detail(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service temporarily unavailable, try again later.",
+            ),
+            Error::Internal { id } => detail(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("A server error occurred (error id {id})."),
+            ),
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! The HTTP server: routes, middleware, graceful shutdown.
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::config::{Config, RestShape, ServeArgs};
+use crate::domain::permission::Principal;
+use crate::domain::{Error, Service};
+use crate::{app, cli, graphql, rest};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub service: Service,
+    pub schema: graphql::Schema,
+    pub rest_shape: RestShape,
+}
+
+impl AppState {
+    pub fn new(service: Service, rest_shape: RestShape) -> Self {
+        AppState {
+            schema: graphql::schema(Some(service.clone())),
+            service,
+            rest_shape,
+        }
+    }
+
+    /// The one authentication path of both APIs.
+    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, Error> {
+        self.service.authenticate(authorization).await
+    }
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let error = Error::internal("handler panicked");
+    rest::errors::RestError(error).into_response()
+}
+
+pub fn router(state: AppState, body_limit: usize) -> Router {
+    Router::new()
+        .route("/graphql", get(graphql::get).post(graphql::post))
+        .merge(graphql::graphiql::asset_routes())
+        .merge(rest::routes())
+        .fallback(rest::not_found)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                let id = req
+                    .headers()
+                    .get(REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                // Only method, path and id: never headers or bodies (they hold secrets).
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+pub async fn run(config: &Config, serve: &ServeArgs) -> anyhow::Result<()> {
+    let service = app::open(config).await?;
+    cli::bootstrap(&service, serve.bootstrap_token.as_deref()).await?;
+    let listener = TcpListener::bind(serve.listen).await?;
+    tracing::info!(address = %listener.local_addr()?, database = %app::redact(&config.database_url), "listening");
+    let state = AppState::new(service.clone(), serve.rest_shape);
+    let app = router(state, serve.body_limit_bytes);
+    let shutdown = Arc::new(tokio::sync::Notify::new());
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: no new connections, finishing in-flight requests");
+        signal.notify_waiters();
+    });
+    let grace = Duration::from_secs(serve.shutdown_grace_seconds);
+    let notified = shutdown.clone();
+    let server =
+        axum::serve(listener, app).with_graceful_shutdown(async move { notified.notified().await });
+    let server = tokio::spawn(async move { server.await });
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => { result??; }
+        () = async { shutdown.notified().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!("in-flight requests still running after the grace period; closing");
+        }
+    }
+    service.store().clone().close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

@@ -1,0 +1,363 @@
+use chrono::{DateTime, Utc};
+use entity::{source, user, user_oauth_source_connection as conn};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, IntoActiveModel,
+    Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, SqlErr, Value,
+};
+use uuid::Uuid;
+
+use super::events::record;
+use super::{Store, db_error};
+use crate::domain::error::Error;
+use crate::domain::model::{Connection, ConnectionFilter, Patch, Sort, SortKey};
+use crate::domain::validation;
+
+/// A keyset position: the sort column's value (as text) and the pk tie-breaker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    pub value: String,
+    pub pk: i32,
+}
+
+/// One keyset page request.
+#[derive(Clone, Debug)]
+pub struct KeysetPage {
+    pub sort: Sort,
+    /// Rows strictly after (forward) or before (backward) this position.
+    pub cursor: Option<Cursor>,
+    pub forward: bool,
+    pub limit: u64,
+}
+
+/// The values an update writes; `None`/`Absent` keeps the stored value.
+pub struct ConnectionUpdate {
+    pub source: Option<Uuid>,
+    pub identifier: Option<String>,
+    pub access_token: Patch<Vec<u8>>,
+    pub expires: Patch<DateTime<Utc>>,
+}
+
+fn to_connection(m: conn::Model) -> Connection {
+    Connection {
+        pk: m.id,
+        user: m.user_id,
+        source: m.source_id,
+        identifier: m.identifier,
+        created: m.created,
+        last_updated: m.last_updated,
+        expires: m.expires,
+    }
+}
+
+/// The text a keyset cursor holds for a row.
+pub fn cursor_for(sort: SortKey, c: &Connection) -> Cursor {
+    let value = match sort {
+        SortKey::Pk | SortKey::SourceSlug => String::new(),
+        SortKey::Created => c.created.to_rfc3339(),
+        SortKey::LastUpdated => c.last_updated.to_rfc3339(),
+        SortKey::Identifier => c.identifier.clone(),
+        SortKey::User => c.user.to_string(),
+    };
+    Cursor { value, pk: c.pk }
+}
+
+fn sort_column(key: SortKey) -> Option<conn::Column> {
+    match key {
+        SortKey::Pk | SortKey::SourceSlug => None,
+        SortKey::Created => Some(conn::Column::Created),
+        SortKey::LastUpdated => Some(conn::Column::LastUpdated),
+        SortKey::Identifier => Some(conn::Column::Identifier),
+        SortKey::User => Some(conn::Column::UserId),
+    }
+}
+
+/// Parses a cursor's value for its column; `None` when it is not a value of that column.
+fn cursor_value(key: SortKey, text: &str) -> Option<Value> {
+    match key {
+        SortKey::Pk | SortKey::SourceSlug => Some(Value::Int(None)),
+        SortKey::Created | SortKey::LastUpdated => DateTime::parse_from_rfc3339(text)
+            .ok()
+            .map(|d| d.with_timezone(&Utc).into()),
+        SortKey::Identifier => Some(text.to_owned().into()),
+        SortKey::User => text.parse::<i32>().ok().map(Into::into),
+    }
+}
+
+impl Store {
+    /// Inserts a connection and its audit event in one transaction. Uniqueness is decided by
+    /// the database's constraints, never by a read first.
+    pub async fn insert_connection(
+        &self,
+        actor: i32,
+        user: i32,
+        source: Uuid,
+        identifier: String,
+        access_token: Option<Vec<u8>>,
+        expires: Option<DateTime<Utc>>,
+    ) -> Result<Connection, Error> {
+        let now = Utc::now();
+        let model = conn::ActiveModel {
+            user_id: Set(user),
+            source_id: Set(source),
+            identifier: Set(identifier),
+            access_token: Set(access_token),
+            expires: Set(expires),
+            created: Set(now),
+            last_updated: Set(now),
+            ..Default::default()
+        };
+        let (_gate, txn) = self.write_txn().await?;
+        let inserted = match model.insert(&txn).await {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = txn.rollback().await;
+                return Err(self.explain_write_error(e, user, source).await);
+            }
+        };
+        record(&txn, actor, "create", &inserted).await?;
+        txn.commit().await.map_err(db_error)?;
+        Ok(to_connection(inserted))
+    }
+
+    /// A foreign-key failure means the user or source went away after it was checked.
+    async fn explain_write_error(&self, e: sea_orm::DbErr, user: i32, source: Uuid) -> Error {
+        if let Some(SqlErr::ForeignKeyConstraintViolation(_)) = e.sql_err() {
+            return match self.user_exists(user).await {
+                Ok(false) => Error::Validation(vec![validation::does_not_exist("user", user)]),
+                Ok(true) => Error::Validation(vec![validation::does_not_exist("source", source)]),
+                Err(e) => e,
+            };
+        }
+        db_error(e)
+    }
+
+    pub async fn connection_by_pk(&self, pk: i32) -> Result<Option<Connection>, Error> {
+        Ok(conn::Entity::find_by_id(pk)
+            .one(&self.db)
+            .await
+            .map_err(db_error)?
+            .map(to_connection))
+    }
+
+    /// Applies an update and audits it; `None` when the row is gone.
+    pub async fn update_connection(
+        &self,
+        actor: i32,
+        pk: i32,
+        update: ConnectionUpdate,
+    ) -> Result<Option<Connection>, Error> {
+        let (_gate, txn) = self.write_txn().await?;
+        let Some(row) = conn::Entity::find_by_id(pk)
+            .one(&txn)
+            .await
+            .map_err(db_error)?
+        else {
+            return Ok(None);
+        };
+        let (user, old_source) = (row.user_id, row.source_id);
+        let mut model = row.into_active_model();
+        if let Some(source) = update.source {
+            model.source_id = Set(source);
+        }
+        if let Some(identifier) = update.identifier {
+            model.identifier = Set(identifier);
+        }
+        match update.access_token {
+            Patch::Absent => {}
+            Patch::Null => model.access_token = Set(None),
+            Patch::Value(v) => model.access_token = Set(Some(v)),
+        }
+        match update.expires {
+            Patch::Absent => {}
+            Patch::Null => model.expires = Set(None),
+            Patch::Value(v) => model.expires = Set(Some(v)),
+        }
+        model.last_updated = Set(Utc::now());
+        let updated = match model.update(&txn).await {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = txn.rollback().await;
+                let source = update.source.unwrap_or(old_source);
+                return Err(self.explain_write_error(e, user, source).await);
+            }
+        };
+        record(&txn, actor, "update", &updated).await?;
+        txn.commit().await.map_err(db_error)?;
+        Ok(Some(to_connection(updated)))
+    }
+
+    /// Deletes and audits; `false` when the row was already gone.
+    pub async fn delete_connection(&self, actor: i32, pk: i32) -> Result<bool, Error> {
+        let (_gate, txn) = self.write_txn().await?;
+        let Some(row) = conn::Entity::find_by_id(pk)
+            .one(&txn)
+            .await
+            .map_err(db_error)?
+        else {
+            return Ok(false);
+        };
+        conn::Entity::delete_by_id(pk)
+            .exec(&txn)
+            .await
+            .map_err(db_error)?;
+        record(&txn, actor, "delete", &row).await?;
+        txn.commit().await.map_err(db_error)?;
+        Ok(true)
+    }
+
+    fn filtered(&self, owner: Option<i32>, filter: &ConnectionFilter) -> Select<conn::Entity> {
+        let mut q = conn::Entity::find();
+        if let Some(owner) = owner {
+            q = q.filter(conn::Column::UserId.eq(owner));
+        }
+        if let Some(user) = filter.user {
+            q = q.filter(conn::Column::UserId.eq(user));
+        }
+        let needs_source = filter.source_slug.is_some() || filter.search.is_some();
+        if needs_source {
+            q = q.inner_join(source::Entity);
+        }
+        if let Some(slug) = &filter.source_slug {
+            q = q.filter(source::Column::Slug.eq(slug.as_str()));
+        }
+        if let Some(term) = &filter.search {
+            let escaped = term
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            let pattern = format!("%{escaped}%");
+            let like = |col: Expr| {
+                Expr::expr(Func::lower(col)).like(LikeExpr::new(pattern.clone()).escape('\\'))
+            };
+            q = q.inner_join(user::Entity).filter(
+                Condition::any()
+                    .add(like(Expr::col((user::Entity, user::Column::Username))))
+                    .add(like(Expr::col((source::Entity, source::Column::Slug))))
+                    .add(like(Expr::col((conn::Entity, conn::Column::Identifier)))),
+            );
+        }
+        q
+    }
+
+    pub async fn count_connections(
+        &self,
+        owner: Option<i32>,
+        filter: &ConnectionFilter,
+    ) -> Result<u64, Error> {
+        self.filtered(owner, filter)
+            .count(&self.db)
+            .await
+            .map_err(db_error)
+    }
+
+    /// A page by offset, for REST's page numbers. `owner` limits rows to one user's.
+    pub async fn connections_by_offset(
+        &self,
+        owner: Option<i32>,
+        filter: &ConnectionFilter,
+        sorts: &[Sort],
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<Connection>, Error> {
+        let mut q = self.filtered(owner, filter);
+        if sorts.iter().any(|s| s.key == SortKey::SourceSlug)
+            && filter.source_slug.is_none()
+            && filter.search.is_none()
+        {
+            q = q.inner_join(source::Entity);
+        }
+        for s in sorts {
+            let order = if s.descending {
+                Order::Desc
+            } else {
+                Order::Asc
+            };
+            q = match s.key {
+                SortKey::SourceSlug => q.order_by(source::Column::Slug, order),
+                SortKey::Pk => q.order_by(conn::Column::Id, order),
+                key => q.order_by(sort_column(key).expect("non-pk key has a column"), order),
+            };
+        }
+        if !sorts.iter().any(|s| s.key == SortKey::Pk) {
+            q = q.order_by(conn::Column::Id, Order::Asc);
+        }
+        Ok(q.offset(offset)
+            .limit(limit)
+            .all(&self.db)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(to_connection)
+            .collect())
+    }
+
+    /// A keyset page, for GraphQL cursors: cheap at any depth with the (column, pk) indexes.
+    /// Returns rows in the requested order (reversed back for backward pages) and whether
+    /// more exist beyond the page.
+    pub async fn connections_by_keyset(
+        &self,
+        owner: Option<i32>,
+        filter: &ConnectionFilter,
+        page: &KeysetPage,
+    ) -> Result<Option<(Vec<Connection>, bool)>, Error> {
+        let mut q = self.filtered(owner, filter);
+        let col = sort_column(page.sort.key);
+        // Walking backward is walking forward in the opposite order.
+        let ascending = page.sort.descending != page.forward;
+        if let Some(cursor) = &page.cursor {
+            let Some(value) = cursor_value(page.sort.key, &cursor.value) else {
+                return Ok(None);
+            };
+            let pk = Expr::col((conn::Entity, conn::Column::Id));
+            let cond = match col {
+                None if ascending => Condition::all().add(pk.gt(cursor.pk)),
+                None => Condition::all().add(pk.lt(cursor.pk)),
+                Some(c) => {
+                    let c = Expr::col((conn::Entity, c));
+                    let (beyond, tie) = if ascending {
+                        (c.clone().gt(value.clone()), pk.gt(cursor.pk))
+                    } else {
+                        (c.clone().lt(value.clone()), pk.lt(cursor.pk))
+                    };
+                    Condition::any()
+                        .add(beyond)
+                        .add(Condition::all().add(c.eq(value)).add(tie))
+                }
+            };
+            q = q.filter(cond);
+        }
+        let order = if ascending { Order::Asc } else { Order::Desc };
+        if let Some(c) = col {
+            q = q.order_by(c, order.clone());
+        }
+        q = q.order_by(conn::Column::Id, order);
+        let mut rows: Vec<Connection> = q
+            .limit(page.limit + 1)
+            .all(&self.db)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(to_connection)
+            .collect();
+        let more = rows.len() as u64 > page.limit;
+        rows.truncate(page.limit as usize);
+        if !page.forward {
+            rows.reverse();
+        }
+        Ok(Some((rows, more)))
+    }
+}
+
+/// Only for tests: the raw stored access token column of a connection.
+impl Store {
+    #[doc(hidden)]
+    pub async fn raw_access_token(&self, pk: i32) -> Result<Option<Vec<u8>>, Error> {
+        Ok(conn::Entity::find_by_id(pk)
+            .one(&self.db)
+            .await
+            .map_err(db_error)?
+            .and_then(|m| m.access_token))
+    }
+}

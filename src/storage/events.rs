@@ -1,0 +1,77 @@
+use chrono::Utc;
+use entity::{audit_event, user_oauth_source_connection as conn};
+use sea_orm::{
+    ActiveValue::Set, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryOrder, QuerySelect,
+};
+
+use super::{Store, db_error};
+use crate::domain::error::Error;
+use crate::domain::model::AuditEvent;
+
+/// Writes the audit event of a connection write inside the write's own transaction, and the
+/// matching log line. Never records the access token.
+pub(super) async fn record(
+    txn: &DatabaseTransaction,
+    actor: i32,
+    action: &'static str,
+    row: &conn::Model,
+) -> Result<(), Error> {
+    let event = audit_event::ActiveModel {
+        created: Set(Utc::now()),
+        actor_id: Set(Some(actor)),
+        action: Set(action.to_owned()),
+        connection_id: Set(row.id),
+        source_id: Set(Some(row.source_id)),
+        identifier: Set(Some(row.identifier.clone())),
+        ..Default::default()
+    };
+    audit_event::Entity::insert(event)
+        .exec_without_returning(txn)
+        .await
+        .map_err(db_error)?;
+    tracing::info!(
+        target: "oauthlink::audit",
+        actor,
+        action,
+        connection = row.id,
+        user = row.user_id,
+        source = %row.source_id,
+        identifier = %row.identifier,
+        "connection {action}"
+    );
+    Ok(())
+}
+
+impl Store {
+    /// Newest first.
+    pub async fn audit_events(
+        &self,
+        offset: u64,
+        limit: u64,
+    ) -> Result<(Vec<AuditEvent>, u64), Error> {
+        let total = audit_event::Entity::find()
+            .count(&self.db)
+            .await
+            .map_err(db_error)?;
+        let rows = audit_event::Entity::find()
+            .order_by_desc(audit_event::Column::Id)
+            .offset(offset)
+            .limit(limit)
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        let events = rows
+            .into_iter()
+            .map(|r| AuditEvent {
+                id: r.id,
+                created: r.created,
+                actor: r.actor_id,
+                action: r.action,
+                connection: r.connection_id,
+                source: r.source_id,
+                identifier: r.identifier,
+            })
+            .collect();
+        Ok((events, total))
+    }
+}

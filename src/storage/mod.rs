@@ -1,0 +1,227 @@
+//! Storage: the only module that touches SeaORM. It maps database failures to the domain
+//! error (constraint names to field errors, lost connections to `Unavailable`).
+mod connections;
+mod events;
+mod sources;
+mod tokens;
+mod users;
+
+pub use connections::{ConnectionUpdate, Cursor, KeysetPage, cursor_for};
+pub use sources::NewSource;
+pub use tokens::NewToken;
+pub use users::NewUser;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, RuntimeErr, SqlErr, TransactionTrait,
+};
+use tokio::sync::{Mutex, MutexGuard};
+
+use crate::domain::error::{Error, UniqueRule};
+
+/// Pool and timeout settings.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    pub max_connections: u32,
+    /// How long a request waits for the database before it is answered "unavailable".
+    pub timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_connections: 16,
+            timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: DatabaseConnection,
+    /// SQLite allows one writer: writers queue here instead of failing with "database is
+    /// locked" when two deferred transactions both try to upgrade.
+    write_gate: Option<Arc<Mutex<()>>>,
+}
+
+/// The kinds of database this service runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fixed key for the PostgreSQL advisory lock that serialises migrations and bootstrap
+/// across instances ("oauthlnk" in ASCII).
+const MIGRATION_LOCK_KEY: i64 = 0x6f61_7574_686c_6e6b;
+
+impl Store {
+    pub async fn connect(url: &str, options: &StoreOptions) -> anyhow::Result<Store> {
+        let mut opts = ConnectOptions::new(url.to_owned());
+        opts.sqlx_logging(false)
+            .max_connections(options.max_connections)
+            .min_connections(1)
+            .connect_timeout(options.timeout)
+            .acquire_timeout(options.timeout);
+        let busy_timeout = options.timeout.max(Duration::from_secs(5));
+        opts.map_sqlx_sqlite_opts(move |o: SqliteConnectOptions| {
+            o.journal_mode(SqliteJournalMode::Wal)
+                // FULL: a commit is on disk before the API acknowledges it.
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(busy_timeout)
+        });
+        let db = Database::connect(opts).await?;
+        let write_gate = match db.get_database_backend() {
+            DbBackend::Sqlite => Some(Arc::new(Mutex::new(()))),
+            _ => None,
+        };
+        Ok(Store { db, write_gate })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.db.get_database_backend() {
+            DbBackend::Sqlite => Backend::Sqlite,
+            _ => Backend::Postgres,
+        }
+    }
+
+    /// Applies pending migrations. On PostgreSQL under an advisory lock, so instances
+    /// starting together take turns.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        let _gate = self.write_gate().await;
+        let txn = self.db.begin().await?;
+        self.lock_for_setup(&txn).await?;
+        Migrator::up(&txn, None).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Number of migrations not yet applied.
+    pub async fn pending_migrations(&self) -> anyhow::Result<usize> {
+        Ok(Migrator::get_pending_migrations(&self.db).await?.len())
+    }
+
+    async fn lock_for_setup(&self, txn: &DatabaseTransaction) -> Result<(), DbErr> {
+        if self.backend() == Backend::Postgres {
+            txn.execute_unprepared(&format!(
+                "SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"
+            ))
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Readiness: can we run a statement now?
+    pub async fn ping(&self) -> bool {
+        self.db.ping().await.is_ok()
+    }
+
+    pub async fn close(self) {
+        let _ = self.db.close().await;
+    }
+
+    async fn write_gate(&self) -> Option<MutexGuard<'_, ()>> {
+        match &self.write_gate {
+            Some(gate) => Some(gate.lock().await),
+            None => None,
+        }
+    }
+
+    /// A write transaction (queued behind other writers on SQLite).
+    async fn write_txn(&self) -> Result<(Option<MutexGuard<'_, ()>>, DatabaseTransaction), Error> {
+        let gate = self.write_gate().await;
+        let txn = self.db.begin().await.map_err(db_error)?;
+        Ok((gate, txn))
+    }
+
+    #[doc(hidden)]
+    /// Statements executed so far, for tests that count queries (SQLite and PostgreSQL).
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+}
+
+/// Which uniqueness rule a violation message names. PostgreSQL reports the constraint name;
+/// SQLite reports the columns.
+fn unique_rule(message: &str) -> Option<UniqueRule> {
+    if message.contains("uq_connection_source_identifier")
+        || message.contains(
+            "user_oauth_source_connections.source_id, user_oauth_source_connections.identifier",
+        )
+    {
+        Some(UniqueRule::SourceIdentifier)
+    } else if message.contains("uq_connection_user_source")
+        || message.contains(
+            "user_oauth_source_connections.user_id, user_oauth_source_connections.source_id",
+        )
+    {
+        Some(UniqueRule::UserSource)
+    } else {
+        None
+    }
+}
+
+/// Maps a database failure to the domain error.
+pub(crate) fn db_error(err: DbErr) -> Error {
+    if let Some(SqlErr::UniqueConstraintViolation(message)) = err.sql_err()
+        && let Some(rule) = unique_rule(&message)
+    {
+        return Error::Conflict(rule);
+    }
+    if is_unavailable(&err) {
+        tracing::warn!(error = %err, "database unavailable");
+        return Error::Unavailable;
+    }
+    Error::internal(err)
+}
+
+fn is_unavailable(err: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            match e.as_ref() {
+                Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed => true,
+                Sqlx::Tls(_) | Sqlx::Protocol(_) => true,
+                // PostgreSQL shutting down or terminating our backend (class 57: operator
+                // intervention; 08: connection exception).
+                Sqlx::Database(db) => db
+                    .code()
+                    .is_some_and(|c| c.starts_with("57") || c.starts_with("08")),
+                _ => false,
+            }
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn violations_name_their_rule_on_both_databases() {
+        assert_eq!(
+            unique_rule(
+                "duplicate key value violates unique constraint \"uq_connection_user_source\""
+            ),
+            Some(UniqueRule::UserSource)
+        );
+        assert_eq!(
+            unique_rule(
+                "UNIQUE constraint failed: user_oauth_source_connections.source_id, user_oauth_source_connections.identifier"
+            ),
+            Some(UniqueRule::SourceIdentifier)
+        );
+        assert_eq!(
+            unique_rule("UNIQUE constraint failed: users.username"),
+            None
+        );
+    }
+}
