@@ -1,0 +1,268 @@
+// oauthlink REST shim, current shape (OAUTHLINK_REST_SHAPE=current), exercised with the official
+// TypeScript client @goauthentik/api 2026.8.x (request {source, identifier, access_token, expires};
+// response `source` = uuid, `source_obj` = nested Source, `last_updated`, `expires`).
+//
+// Every response is parsed with the client's own models (FromJSON, instanceOf*) *and* its raw JSON
+// is checked against the OpenAPI components shipped in @goauthentik/api@2026.8.3
+// (../schemas/openapi-2026.8.3.json), because the generated code maps fields without validating.
+import { createRequire } from "node:module";
+import {
+  env, test, summary, assert, eq, conforms, loadSchema, capturingFetch, captured, expectError, randomSuffix, RFC3339_Z,
+} from "../lib/harness.mjs";
+
+const require = createRequire(import.meta.url);
+const ak = require("@goauthentik/api");
+const pkgVersion = require("@goauthentik/api/package.json").version;
+
+const SUITE = "ts-2026";
+const doc = loadSchema("../schemas/openapi-2026.8.3.json");
+const BASE = env("OAUTHLINK_URL").replace(/\/+$/, "") + "/api/v3";
+const SUPER = env("SUPER_TOKEN");
+const ALICE = env("ALICE_TOKEN");
+const BOB = env("BOB_TOKEN");
+const BOB_PK = Number(env("BOB_PK"));
+const SOURCE_UUID = env("SOURCE_UUID");
+const SOURCE_SLUG = env("SOURCE_SLUG");
+
+const NOT_FOUND = { detail: "No UserOAuthSourceConnection matches the given query." };
+const SECRET = `gho_secret_${randomSuffix()}${randomSuffix()}`;
+const EXPIRES = new Date("2031-02-03T04:05:06.000Z");
+
+function api(token) {
+  return new ak.SourcesApi(
+    new ak.Configuration({ basePath: BASE, fetchApi: capturingFetch, ...(token === undefined ? {} : { accessToken: token }) }),
+  );
+}
+const asSuper = api(SUPER);
+const asBob = api(BOB);
+const asAlice = api(ALICE);
+
+async function create(client, identifier, extra = {}) {
+  return client.sourcesUserConnectionsOauthCreateRaw({
+    userOAuthSourceConnectionRequest: { source: SOURCE_UUID, identifier, accessToken: SECRET, ...extra },
+  });
+}
+
+async function rawJson(apiResponse) {
+  return JSON.parse(await apiResponse.raw.clone().text());
+}
+
+function checkConnection(json, model, { identifier, user, expires }) {
+  conforms(doc, "UserOAuthSourceConnection", json);
+  assert(ak.instanceOfUserOAuthSourceConnection(model), "instanceOfUserOAuthSourceConnection(model)");
+  assert(ak.instanceOfSource(model.sourceObj), "instanceOfSource(model.sourceObj)");
+  for (const k of ["created", "last_updated"]) assert(RFC3339_Z.test(json[k]), `${k} not RFC 3339 with Z: ${json[k]}`);
+  assert(Number.isInteger(model.pk) && model.pk > 0, `pk must be a positive integer, got ${model.pk}`);
+  eq(model.identifier, identifier, "identifier");
+  if (user !== undefined) eq(model.user, user, "user");
+  eq(model.source, SOURCE_UUID, "source (uuid string)");
+  for (const k of ["created", "lastUpdated"]) {
+    assert(model[k] instanceof Date && !Number.isNaN(model[k].getTime()), `${k} parses to a Date`);
+    assert(Math.abs(Date.now() - model[k].getTime()) < 10 * 60 * 1000, `${k} is not recent: ${model[k].toISOString()}`);
+  }
+  assert(model.lastUpdated.getTime() >= model.created.getTime(), "lastUpdated >= created");
+  if (expires !== undefined) {
+    assert("expires" in json, "expires missing from response");
+    eq(model.expires && model.expires.getTime(), expires.getTime(), "expires");
+    assert(RFC3339_Z.test(json.expires), `expires not RFC 3339 with Z: ${json.expires}`);
+  }
+  const s = model.sourceObj;
+  eq(s.pk, SOURCE_UUID, "sourceObj.pk");
+  eq(s.slug, SOURCE_SLUG, "sourceObj.slug");
+  eq(s.component, "ak-source-oauth-form", "sourceObj.component");
+  eq(s.verboseName, "OAuth Source", "sourceObj.verboseName");
+  eq(s.verboseNamePlural, "OAuth Sources", "sourceObj.verboseNamePlural");
+  eq(s.metaModelName, "authentik_sources_oauth.oauthsource", "sourceObj.metaModelName");
+  assert(typeof json.source_obj.promoted === "boolean", `source_obj.promoted must be a boolean, got ${json.source_obj.promoted}`);
+  assert("icon_url" in json.source_obj && "icon_themed_urls" in json.source_obj, "source_obj.icon_url / icon_themed_urls present");
+  assert(!("access_token" in json), "access_token must never be returned");
+}
+
+console.log(`${SUITE}: @goauthentik/api@${pkgVersion} against ${BASE}`);
+let first; // created by akadmin
+let second; // created by bob
+
+await test("create {source, identifier, accessToken, expires}: 201, parsed by UserOAuthSourceConnectionFromJSON", async () => {
+  const res = await create(asSuper, "octocat-ts26", { expires: EXPIRES });
+  eq(res.raw.status, 201, "status");
+  assert(/^application\/json\b/.test(res.raw.headers.get("content-type") || ""), "Content-Type application/json");
+  const json = await rawJson(res);
+  const model = await res.value();
+  checkConnection(json, model, { identifier: "octocat-ts26", expires: EXPIRES });
+  first = model;
+});
+
+await test("create as bob (holds add_useroauthsourceconnection), no expires: 201, user = bob", async () => {
+  const res = await create(asBob, "bob-ts26");
+  eq(res.raw.status, 201, "status");
+  const json = await rawJson(res);
+  const model = await res.value();
+  checkConnection(json, model, { identifier: "bob-ts26", user: BOB_PK });
+  eq(json.expires ?? null, null, "expires when none was sent");
+  assert(first && model.user !== first.user, "bob's row must belong to bob, not akadmin");
+  second = model;
+});
+
+await test("list filtered by sourceSlug: pagination + autocomplete + results via PaginatedUserOAuthSourceConnectionListFromJSON", async () => {
+  const res = await asSuper.sourcesUserConnectionsOauthListRaw({ sourceSlug: SOURCE_SLUG });
+  eq(res.raw.status, 200, "status");
+  const json = await rawJson(res);
+  conforms(doc, "PaginatedUserOAuthSourceConnectionList", json);
+  const page = await res.value();
+  assert(ak.instanceOfPaginatedUserOAuthSourceConnectionList(page), "instanceOfPaginatedUserOAuthSourceConnectionList");
+  assert(ak.instanceOfPagination(page.pagination), "instanceOfPagination");
+  eq(page.pagination, { next: 0, previous: 0, count: 2, current: 1, totalPages: 1, startIndex: 1, endIndex: 2 }, "pagination");
+  eq(page.autocomplete, {}, "autocomplete");
+  eq(page.results.map((r) => r.pk), [first.pk, second.pk], "results ordered by pk");
+  eq(page.results.map((r) => r.identifier), ["octocat-ts26", "bob-ts26"], "identifiers");
+  for (const r of page.results) eq([r.source, r.sourceObj.pk], [SOURCE_UUID, SOURCE_UUID], "results[].source / sourceObj.pk");
+});
+
+await test("list page/pageSize: page 1 and 2 of size 1, page 3 -> 404 Invalid page.", async () => {
+  const p1 = await asSuper.sourcesUserConnectionsOauthList({ sourceSlug: SOURCE_SLUG, pageSize: 1, page: 1 });
+  eq(p1.pagination, { next: 2, previous: 0, count: 2, current: 1, totalPages: 2, startIndex: 1, endIndex: 1 }, "page 1");
+  eq(p1.results.map((r) => r.pk), [first.pk], "page 1 results");
+  const p2 = await asSuper.sourcesUserConnectionsOauthList({ sourceSlug: SOURCE_SLUG, pageSize: 1, page: 2 });
+  eq(p2.pagination, { next: 0, previous: 1, count: 2, current: 2, totalPages: 2, startIndex: 2, endIndex: 2 }, "page 2");
+  eq(p2.results.map((r) => r.pk), [second.pk], "page 2 results");
+  await expectError(
+    () => asSuper.sourcesUserConnectionsOauthList({ sourceSlug: SOURCE_SLUG, pageSize: 1, page: 3 }),
+    404, { detail: "Invalid page." },
+  );
+});
+
+await test("list filters and ordering: user=bob, search=identifier, ordering=-pk, unknown slug", async () => {
+  const byUser = await asSuper.sourcesUserConnectionsOauthList({ sourceSlug: SOURCE_SLUG, user: BOB_PK });
+  eq(byUser.pagination.count, 1, "count for user=bob");
+  eq(byUser.results.map((r) => r.pk), [second.pk], "user=bob results");
+  const bySearch = await asSuper.sourcesUserConnectionsOauthList({ sourceSlug: SOURCE_SLUG, search: "octocat-ts26" });
+  eq(bySearch.results.map((r) => r.pk), [first.pk], "search on identifier");
+  const desc = await asSuper.sourcesUserConnectionsOauthList({ sourceSlug: SOURCE_SLUG, ordering: "-pk" });
+  eq(desc.results.map((r) => r.pk), [second.pk, first.pk], "ordering=-pk");
+  const none = await asSuper.sourcesUserConnectionsOauthList({ sourceSlug: `no-such-${randomSuffix()}` });
+  eq(none.pagination, { next: 0, previous: 0, count: 0, current: 1, totalPages: 1, startIndex: 0, endIndex: 0 }, "empty pagination");
+  eq(none.results, [], "empty results");
+});
+
+await test("list as alice (no rows of her own, no view permission): 200 empty page", async () => {
+  const res = await asAlice.sourcesUserConnectionsOauthListRaw({});
+  conforms(doc, "PaginatedUserOAuthSourceConnectionList", await rawJson(res));
+  const page = await res.value();
+  eq(page.pagination, { next: 0, previous: 0, count: 0, current: 1, totalPages: 1, startIndex: 0, endIndex: 0 }, "pagination");
+  eq(page.results, [], "results");
+});
+
+await test("retrieve: 200, same object", async () => {
+  const res = await asSuper.sourcesUserConnectionsOauthRetrieveRaw({ id: first.pk });
+  eq(res.raw.status, 200, "status");
+  const model = await res.value();
+  checkConnection(await rawJson(res), model, { identifier: "octocat-ts26", user: first.user, expires: EXPIRES });
+  eq(model.pk, first.pk, "pk");
+  eq(model.created.getTime(), first.created.getTime(), "created");
+});
+
+await test("retrieve another user's connection as alice: 404", async () => {
+  await expectError(() => asAlice.sourcesUserConnectionsOauthRetrieve({ id: first.pk }), 404, NOT_FOUND);
+});
+
+await test("partialUpdate identifier: 200, persisted, lastUpdated advances", async () => {
+  const res = await asSuper.sourcesUserConnectionsOauthPartialUpdateRaw({
+    id: first.pk,
+    patchedUserOAuthSourceConnectionRequest: { identifier: "octocat-renamed" },
+  });
+  eq(res.raw.status, 200, "status");
+  const model = await res.value();
+  checkConnection(await rawJson(res), model, { identifier: "octocat-renamed", user: first.user, expires: EXPIRES });
+  assert(model.lastUpdated.getTime() >= first.lastUpdated.getTime(), "lastUpdated did not go backwards");
+  const again = await asSuper.sourcesUserConnectionsOauthRetrieve({ id: first.pk });
+  eq(again.identifier, "octocat-renamed", "identifier after retrieve");
+});
+
+await test("update (PUT) {source, identifier, accessToken, expires}: 200", async () => {
+  const newExpires = new Date("2032-01-01T00:00:00.000Z");
+  const res = await asSuper.sourcesUserConnectionsOauthUpdateRaw({
+    id: first.pk,
+    userOAuthSourceConnectionRequest: { source: SOURCE_UUID, identifier: "octocat-put", accessToken: `${SECRET}-put`, expires: newExpires },
+  });
+  eq(res.raw.status, 200, "status");
+  checkConnection(await rawJson(res), await res.value(), { identifier: "octocat-put", user: first.user, expires: newExpires });
+});
+
+await test("usedByList: 200 []", async () => {
+  const res = await asSuper.sourcesUserConnectionsOauthUsedByListRaw({ id: first.pk });
+  eq(res.raw.status, 200, "status");
+  conforms(doc, "[]UsedBy", await rawJson(res));
+  eq(await res.value(), [], "used_by");
+});
+
+await test("400 blank identifier", async () => {
+  await expectError(() => create(asSuper, ""), 400, { identifier: ["This field may not be blank."] }, doc, "ValidationError");
+});
+
+await test("400 unknown source uuid", async () => {
+  const unknown = "00000000-0000-0000-0000-000000000000";
+  await expectError(
+    () => asSuper.sourcesUserConnectionsOauthCreate({ userOAuthSourceConnectionRequest: { source: unknown, identifier: "x" } }),
+    400, { source: [`Invalid pk "${unknown}" - object does not exist.`] }, doc, "ValidationError",
+  );
+});
+
+await test("400 expires in a wrong format (sent through initOverrides)", async () => {
+  await expectError(
+    () => asSuper.sourcesUserConnectionsOauthCreate(
+      { userOAuthSourceConnectionRequest: { source: SOURCE_UUID, identifier: "octocat-x" } },
+      async ({ init }) => ({ ...init, body: { ...init.body, expires: "tomorrow" } }),
+    ),
+    400,
+    { expires: ["Datetime has wrong format. Use one of these formats instead: YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."] },
+    doc, "ValidationError",
+  );
+});
+
+await test("400 duplicate (user, source)", async () => {
+  await expectError(
+    () => create(asSuper, "octocat-again"),
+    400, { non_field_errors: ["The fields user, source must make a unique set."] }, doc, "ValidationError",
+  );
+});
+
+await test("403 without token (list and create)", async () => {
+  const anon = api(undefined);
+  const body = { detail: "Authentication credentials were not provided." };
+  await expectError(() => anon.sourcesUserConnectionsOauthList({}), 403, body, doc, "GenericError");
+  await expectError(() => create(anon, "anon"), 403, body, doc, "GenericError");
+});
+
+await test("403 bad token", async () => {
+  const bad = api(`not-a-token-${randomSuffix()}`);
+  const body = { detail: "Token invalid/expired" };
+  await expectError(() => bad.sourcesUserConnectionsOauthList({}), 403, body, doc, "GenericError");
+  await expectError(() => create(bad, "bad"), 403, body, doc, "GenericError");
+});
+
+await test("403 alice (no add permission) creating", async () => {
+  await expectError(
+    () => create(asAlice, "alice-ts26"),
+    403, { detail: "You do not have permission to perform this action." }, doc, "GenericError",
+  );
+});
+
+await test("destroy: 204 empty body, then retrieve -> 404", async () => {
+  for (const row of [first, second]) {
+    assert(row, "row was not created");
+    const res = await asSuper.sourcesUserConnectionsOauthDestroyRaw({ id: row.pk });
+    eq(res.raw.status, 204, "status");
+    eq(await res.raw.clone().text(), "", "204 body");
+    await expectError(() => asSuper.sourcesUserConnectionsOauthRetrieve({ id: row.pk }), 404, NOT_FOUND);
+  }
+  const page = await asSuper.sourcesUserConnectionsOauthList({ sourceSlug: SOURCE_SLUG });
+  eq(page.pagination.count, 0, "count after destroy");
+});
+
+await test("no response ever contained the access token sent", async () => {
+  assert(captured.length > 10, "responses were captured");
+  const leaks = captured.filter((c) => c.text.includes("gho_secret_"));
+  eq(leaks.map((c) => `${c.method} ${c.url} -> ${c.status}`), [], "responses containing the token");
+});
+
+summary(SUITE);
