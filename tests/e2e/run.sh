@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# End-to-end checks of a running oauthlink with real GraphQL tooling:
+#   graphql.mjs  - graphql-js: introspection vs SCHEMA_FILE, validate + execute the create mutation, error codes
+#   graphiql.mjs - GraphiQL in headless Debian Chromium: no CDN, headers editor, run the mutation
+# Env: BASE_URL (http://127.0.0.1:9123), TOKEN (a superuser API key), SOURCE_UUID (an existing
+# OAuth source), SCHEMA_FILE (the committed schema.graphql). Point it at a test instance only:
+# it creates connections for the token's user and deletes its own e2e-* ones afterwards.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+for v in BASE_URL TOKEN SOURCE_UUID SCHEMA_FILE; do
+  [ -n "${!v:-}" ] || { echo "run.sh: set $v" >&2; exit 2; }
+done
+SCHEMA_FILE="$(realpath "$SCHEMA_FILE")"
+export BASE_URL TOKEN SOURCE_UUID SCHEMA_FILE
+
+if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
+  echo "run.sh: installing Debian chromium" >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null
+fi
+if [ ! -d node_modules ]; then
+  npm ci --silent --no-audit --no-fund
+fi
+
+status=0
+node graphql.mjs || status=1
+node graphiql.mjs || status=1
+exit $status
