@@ -8,8 +8,8 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::events::record;
-use super::{Store, db_error};
-use crate::domain::error::Error;
+use super::{Store, db_error, db_error_quiet};
+use crate::domain::error::{Error, UniqueRule};
 use crate::domain::model::{Connection, ConnectionFilter, Patch, Sort, SortKey};
 use crate::domain::validation;
 
@@ -120,8 +120,22 @@ impl Store {
         Ok(to_connection(inserted))
     }
 
-    /// A foreign-key failure means the user or source went away after it was checked.
+    /// A foreign-key failure means the user or source went away after it was checked. When a
+    /// write breaks both uniqueness rules, the databases name either one first: report the
+    /// (user, source) rule, as authentik's serializer does.
     async fn explain_write_error(&self, e: sea_orm::DbErr, user: i32, source: Uuid) -> Error {
+        if let Some(Error::Conflict(UniqueRule::SourceIdentifier)) = db_error_quiet(&e) {
+            let pair_taken = conn::Entity::find()
+                .filter(conn::Column::UserId.eq(user))
+                .filter(conn::Column::SourceId.eq(source))
+                .count(&self.db)
+                .await;
+            return match pair_taken {
+                Ok(n) if n > 0 => Error::Conflict(UniqueRule::UserSource),
+                Ok(_) => Error::Conflict(UniqueRule::SourceIdentifier),
+                Err(e) => db_error(e),
+            };
+        }
         if let Some(SqlErr::ForeignKeyConstraintViolation(_)) = e.sql_err() {
             return match self.user_exists(user).await {
                 Ok(false) => Error::Validation(vec![validation::does_not_exist("user", user)]),

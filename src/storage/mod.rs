@@ -167,6 +167,16 @@ fn unique_rule(message: &str) -> Option<UniqueRule> {
     }
 }
 
+/// The uniqueness rule a failure broke, without logging anything.
+pub(crate) fn db_error_quiet(err: &DbErr) -> Option<Error> {
+    match err.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(message)) => {
+            unique_rule(&message).map(Error::Conflict)
+        }
+        _ => None,
+    }
+}
+
 /// Maps a database failure to the domain error.
 pub(crate) fn db_error(err: DbErr) -> Error {
     if let Some(SqlErr::UniqueConstraintViolation(message)) = err.sql_err()

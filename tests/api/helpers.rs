@@ -1,0 +1,226 @@
+//! Test harness: a real server on an ephemeral port over a real database — a fresh SQLite
+//! file, or a fresh PostgreSQL database when TEST_DATABASE_URL is set.
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use oauthlink::config::{Config, LogFormat, RestShape};
+use oauthlink::crypto::{Sealer, generate_api_key, hash_api_key};
+use oauthlink::domain::Service;
+use oauthlink::domain::model::{PolicyEngineMode, UserMatchingMode};
+use oauthlink::domain::permission::Permission;
+use oauthlink::server::{AppState, router};
+use oauthlink::storage::{NewSource, NewToken, NewUser};
+use reqwest::Method;
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub service: Service,
+    #[allow(dead_code)]
+    pub database_url: String,
+    pub superuser_key: String,
+    pub source: Uuid,
+    _dir: Option<tempfile_dir::TempDir>,
+}
+
+/// A temporary directory removed on drop (no extra crate needed).
+mod tempfile_dir {
+    pub struct TempDir(pub std::path::PathBuf);
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// A fresh database URL for one test.
+pub async fn fresh_database() -> (String, Option<tempfile_dir::TempDir>) {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let name = format!("oauthlink_test_{}_{}", std::process::id(), n);
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(base) if !base.is_empty() => {
+            let admin = Database::connect(&base)
+                .await
+                .expect("connect to TEST_DATABASE_URL");
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create test database");
+            admin.close().await.ok();
+            let (prefix, _) = base.rsplit_once('/').expect("database URL with a path");
+            (format!("{prefix}/{name}"), None)
+        }
+        _ => {
+            let dir = std::env::temp_dir().join(&name);
+            std::fs::create_dir_all(&dir).unwrap();
+            let url = format!("sqlite://{}/oauthlink.sqlite3?mode=rwc", dir.display());
+            (url, Some(tempfile_dir::TempDir(dir)))
+        }
+    }
+}
+
+pub fn config(database_url: &str) -> Config {
+    Config {
+        database_url: database_url.to_owned(),
+        secret_key: Some(Sealer::generate_key_hex()),
+        secret_key_file: None,
+        auto_migrate: true,
+        log: "warn".into(),
+        log_format: LogFormat::Human,
+        database_timeout_seconds: 3,
+        database_max_connections: 8,
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(RestShape::Documented).await
+    }
+
+    pub async fn spawn_with(shape: RestShape) -> TestApp {
+        let (database_url, dir) = fresh_database().await;
+        let service = oauthlink::app::open(&config(&database_url))
+            .await
+            .expect("open service");
+        let superuser_key = generate_api_key();
+        oauthlink::cli::bootstrap(&service, Some(&superuser_key))
+            .await
+            .unwrap();
+        let source = service
+            .store()
+            .create_source(new_source("GitHub", "github"))
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = router(AppState::new(service.clone(), shape), 64 * 1024);
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        TestApp {
+            base,
+            client: reqwest::Client::new(),
+            service,
+            database_url,
+            superuser_key,
+            source,
+            _dir: dir,
+        }
+    }
+
+    pub async fn add_source(&self, name: &str, slug: &str) -> Uuid {
+        self.service
+            .store()
+            .create_source(new_source(name, slug))
+            .await
+            .unwrap()
+    }
+
+    /// A user with an API key and the given permissions.
+    pub async fn user(&self, username: &str, permissions: &[Permission]) -> (i32, String) {
+        let store = self.service.store();
+        let id = store
+            .create_user(NewUser {
+                username,
+                name: "",
+                email: "",
+                is_superuser: false,
+            })
+            .await
+            .unwrap();
+        store.grant(id, permissions).await.unwrap();
+        let key = generate_api_key();
+        store
+            .create_token(
+                id,
+                NewToken {
+                    identifier: &format!("{username}-token"),
+                    key_hash: &hash_api_key(&key),
+                    intent: "api",
+                    expires: None,
+                    description: "",
+                },
+            )
+            .await
+            .unwrap();
+        (id, key)
+    }
+
+    pub async fn graphql(&self, key: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut req = self
+            .client
+            .post(format!("{}/graphql", self.base))
+            .json(&json!({"query": query, "variables": variables}));
+        if let Some(key) = key {
+            req = req.bearer_auth(key);
+        }
+        req.send().await.unwrap().json().await.unwrap()
+    }
+
+    /// A REST call; returns status and body (Null when empty).
+    pub async fn rest(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
+        if let Some(key) = key {
+            req = req.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, body)
+    }
+}
+
+pub fn new_source(name: &str, slug: &str) -> NewSource {
+    NewSource {
+        name: name.into(),
+        slug: slug.into(),
+        enabled: true,
+        provider_type: "github".into(),
+        authorization_url: None,
+        access_token_url: None,
+        profile_url: None,
+        consumer_key: "client-id".into(),
+        consumer_secret: None,
+        policy_engine_mode: PolicyEngineMode::Any,
+        user_matching_mode: UserMatchingMode::Identifier,
+        user_path_template: "goauthentik.io/sources/%(slug)s".into(),
+        icon: None,
+    }
+}
+
+pub const CREATE: &str = r#"
+mutation Create($input: CreateUserOAuthConnectionInput!) {
+  createUserOAuthConnection(input: $input) {
+    pk user identifier created lastUpdated expires
+    source {
+      pk name slug enabled authenticationFlow enrollmentFlow userPropertyMappings
+      groupPropertyMappings component verboseName verboseNamePlural metaModelName
+      policyEngineMode userMatchingMode managed userPathTemplate icon
+    }
+  }
+}"#;
+
+/// The `extensions.code` of the first error.
+pub fn code(response: &Value) -> &str {
+    response["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or("<none>")
+}

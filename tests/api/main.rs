@@ -1,0 +1,7 @@
+//! API tests over a real socket and a real database (SQLite by default; PostgreSQL with
+//! TEST_DATABASE_URL).
+mod helpers;
+
+mod graphql;
+mod schema;
+mod storage;
