@@ -179,7 +179,9 @@ export async function expectError(fn, status, body, doc, schemaName) {
   } catch {
     throw new AssertionError(`HTTP ${err.response.status}: body is not JSON: ${show(text)}`);
   }
-  eq({ status: err.response.status, body: json }, { status, body }, "error response");
+  const last = lastResponse();
+  const req = last ? `${last.method} ${last.url.replace(/^https?:\/\/[^/]+/, "")}` : "request";
+  eq({ status: err.response.status, body: json }, { status, body }, `${req}: error response`);
   const ct = err.response.headers.get("content-type") || "";
   assert(/^application\/json\b/.test(ct), `error Content-Type should be application/json, got ${show(ct)}`);
   if (doc && schemaName) conforms(doc, schemaName, json);

@@ -18,6 +18,7 @@ import re
 import string
 import sys
 import traceback
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from uuid import UUID
@@ -228,7 +229,8 @@ def expect_error(fn, status, body, model=None):
             got = json.loads(e.body) if e.body else None
         except ValueError:
             raise Failure(f"HTTP {e.status}: body is not JSON: {e.body!r}") from None
-        eq({"status": e.status, "body": got}, {"status": status, "body": body}, "error response")
+        req = f"{CAPTURED[-1][0]} {re.sub(r'^https?://[^/]+', '', CAPTURED[-1][1])}" if CAPTURED else "request"
+        eq({"status": e.status, "body": got}, {"status": status, "body": body}, f"{req}: error response")
         ct = (e.headers or {}).get("content-type", "")
         check(ct.startswith("application/json"), f"error Content-Type should be application/json, got {ct!r}")
         if model is not None:
@@ -355,9 +357,24 @@ def _():
     eq(r.data.created, first.created, "created")
 
 
-@test("retrieve another user's connection as alice: 404")
+@test("another user's connection as alice: retrieve -> 404")
 def _():
     expect_error(lambda: as_alice.sources_user_connections_oauth_retrieve(state["first"].pk), 404, NOT_FOUND)
+
+
+@test("another user's connection as alice: partial_update -> 404, row untouched")
+def _():
+    first = state["first"]
+    expect_error(lambda: as_alice.sources_user_connections_oauth_partial_update(
+        first.pk, PatchedUserOAuthSourceConnectionRequest(identifier="stolen")), 404, NOT_FOUND)
+    eq(as_super.sources_user_connections_oauth_retrieve(first.pk).identifier, first.identifier, "identifier")
+
+
+@test("another user's connection as alice: destroy -> 404, row kept")
+def _():
+    first = state["first"]
+    expect_error(lambda: as_alice.sources_user_connections_oauth_destroy(first.pk), 404, NOT_FOUND)
+    eq(as_super.sources_user_connections_oauth_retrieve(first.pk).pk, first.pk, "pk")
 
 
 @test("partial_update identifier: 200, persisted")
@@ -409,6 +426,7 @@ def _():
 @test("400 expires in a wrong format")
 def _():
     req = UserOAuthSourceConnectionRequest.model_construct(source=UUID(SOURCE_UUID), identifier="octocat-x", expires="tomorrow")
+    warnings.filterwarnings("ignore", message="Pydantic serializer warnings")
     expect_error(lambda: as_super.sources_user_connections_oauth_create(req), 400,
                  {"expires": ["Datetime has wrong format. Use one of these formats instead: "
                               "YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."]}, ValidationError)

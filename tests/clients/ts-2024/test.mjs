@@ -148,8 +148,21 @@ await test("retrieve: 200, same object", async () => {
   eq(model.created.getTime(), first.created.getTime(), "created");
 });
 
-await test("retrieve another user's connection as alice: 404", async () => {
+await test("another user's connection as alice: retrieve -> 404", async () => {
   await expectError(() => asAlice.sourcesUserConnectionsOauthRetrieve({ id: first.pk }), 404, NOT_FOUND);
+});
+
+await test("another user's connection as alice: partialUpdate -> 404, row untouched", async () => {
+  await expectError(
+    () => asAlice.sourcesUserConnectionsOauthPartialUpdate({ id: first.pk, patchedUserOAuthSourceConnectionRequest: { identifier: "stolen" } }),
+    404, NOT_FOUND,
+  );
+  eq((await asSuper.sourcesUserConnectionsOauthRetrieve({ id: first.pk })).identifier, first.identifier, "identifier");
+});
+
+await test("another user's connection as alice: destroy -> 404, row kept", async () => {
+  await expectError(() => asAlice.sourcesUserConnectionsOauthDestroy({ id: first.pk }), 404, NOT_FOUND);
+  eq((await asSuper.sourcesUserConnectionsOauthRetrieve({ id: first.pk })).pk, first.pk, "pk");
 });
 
 await test("partialUpdate identifier: 200, persisted", async () => {

@@ -155,14 +155,28 @@ await test("list as alice (no rows of her own, no view permission): 200 empty pa
 await test("retrieve: 200, same object", async () => {
   const res = await asSuper.sourcesUserConnectionsOauthRetrieveRaw({ id: first.pk });
   eq(res.raw.status, 200, "status");
+  const json = await rawJson(res);
   const model = await res.value();
-  checkConnection(await rawJson(res), model, { identifier: "octocat-ts26", user: first.user, expires: EXPIRES });
+  checkConnection(json, model, { identifier: "octocat-ts26", user: first.user, expires: EXPIRES });
   eq(model.pk, first.pk, "pk");
   eq(model.created.getTime(), first.created.getTime(), "created");
 });
 
-await test("retrieve another user's connection as alice: 404", async () => {
+await test("another user's connection as alice: retrieve -> 404", async () => {
   await expectError(() => asAlice.sourcesUserConnectionsOauthRetrieve({ id: first.pk }), 404, NOT_FOUND);
+});
+
+await test("another user's connection as alice: partialUpdate -> 404, row untouched", async () => {
+  await expectError(
+    () => asAlice.sourcesUserConnectionsOauthPartialUpdate({ id: first.pk, patchedUserOAuthSourceConnectionRequest: { identifier: "stolen" } }),
+    404, NOT_FOUND,
+  );
+  eq((await asSuper.sourcesUserConnectionsOauthRetrieve({ id: first.pk })).identifier, first.identifier, "identifier");
+});
+
+await test("another user's connection as alice: destroy -> 404, row kept", async () => {
+  await expectError(() => asAlice.sourcesUserConnectionsOauthDestroy({ id: first.pk }), 404, NOT_FOUND);
+  eq((await asSuper.sourcesUserConnectionsOauthRetrieve({ id: first.pk })).pk, first.pk, "pk");
 });
 
 await test("partialUpdate identifier: 200, persisted, lastUpdated advances", async () => {
@@ -171,8 +185,9 @@ await test("partialUpdate identifier: 200, persisted, lastUpdated advances", asy
     patchedUserOAuthSourceConnectionRequest: { identifier: "octocat-renamed" },
   });
   eq(res.raw.status, 200, "status");
+  const json = await rawJson(res);
   const model = await res.value();
-  checkConnection(await rawJson(res), model, { identifier: "octocat-renamed", user: first.user, expires: EXPIRES });
+  checkConnection(json, model, { identifier: "octocat-renamed", user: first.user, expires: EXPIRES });
   assert(model.lastUpdated.getTime() >= first.lastUpdated.getTime(), "lastUpdated did not go backwards");
   const again = await asSuper.sourcesUserConnectionsOauthRetrieve({ id: first.pk });
   eq(again.identifier, "octocat-renamed", "identifier after retrieve");
