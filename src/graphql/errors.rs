@@ -12,6 +12,7 @@ use async_graphql::{
 };
 
 use crate::domain::error::{Error, FieldError, NON_FIELD_ERRORS};
+use crate::domain::validation;
 
 /// Every `extensions.code` this API returns.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -229,16 +230,86 @@ fn count_aliases(set: &SelectionSet, doc: &ExecutableDocument, depth: usize) -> 
         .sum()
 }
 
+/// The REST name of an input field the library named.
+fn known_field(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "identifier" => "identifier",
+        "source" => "source",
+        "user" => "user",
+        "accessToken" => "access_token",
+        "expires" => "expires",
+        _ => return None,
+    })
+}
+
+/// Turns the library's input-coercion messages into the field errors our own validation
+/// would give, so a client sees one vocabulary whichever layer caught the mistake.
+fn library_field_error(message: &str, variables: &Variables) -> Option<FieldError> {
+    let quoted: Vec<&str> = message.split('"').skip(1).step_by(2).collect();
+    // `Invalid value for argument "input", field "source" of type "UUID!" is required but not provided`
+    if message.contains("is required but not provided") {
+        return known_field(quoted.get(1)?).map(validation::required);
+    }
+    // `Invalid value for argument "input.identifier", expected type "String"`
+    if message.starts_with("Invalid value for argument") {
+        let path = *quoted.first()?;
+        let mut segments = path.split('.');
+        let root = segments.next()?;
+        let name = path.rsplit('.').next()?;
+        let field = known_field(name)?;
+        let mut value = variables.get(&async_graphql::Name::new(root));
+        for seg in segments {
+            value = match value {
+                Some(Value::Object(o)) => o.get(seg),
+                _ => None,
+            };
+        }
+        return Some(match (value, quoted.get(1).copied()) {
+            (Some(Value::Null), _) => validation::null(field),
+            (_, Some("Int")) => validation::wrong_pk_type(field, "str"),
+            _ => validation::not_a_string(field),
+        });
+    }
+    // `Failed to parse "UUID": … (occurred while parsing "CreateUserOAuthConnectionInput")`
+    match *quoted.first()? {
+        "UUID" => Some(FieldError {
+            field: "source",
+            code: crate::domain::error::FieldCode::Invalid,
+            message: "Must be a valid UUID.".to_owned(),
+        }),
+        "DateTime" => Some(validation::invalid_datetime("expires")),
+        _ => None,
+    }
+}
+
+fn set_field_error(e: &mut ServerError, variables: &Variables) {
+    if let Some(fe) = library_field_error(&e.message, variables) {
+        e.extensions
+            .get_or_insert_with(ErrorExtensionValues::default)
+            .set("fieldErrors", field_errors_value(&[fe]));
+    }
+}
+
 /// Gives every error a code: the library's own errors get theirs by the phase they come from.
 pub struct ErrorCodes;
 
 impl ExtensionFactory for ErrorCodes {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ErrorCodesExtension)
+        Arc::new(ErrorCodesExtension::default())
     }
 }
 
-struct ErrorCodesExtension;
+/// One per request: keeps the variables to tell `null` from a wrong type.
+#[derive(Default)]
+struct ErrorCodesExtension {
+    variables: std::sync::Mutex<Variables>,
+}
+
+impl ErrorCodesExtension {
+    fn variables(&self) -> Variables {
+        self.variables.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
 
 #[async_graphql::async_trait::async_trait]
 impl Extension for ErrorCodesExtension {
@@ -251,6 +322,7 @@ impl Extension for ErrorCodesExtension {
             // What is left uncoded comes from input coercion during execution.
             if e.message.starts_with("Failed to parse") || e.message.starts_with("Invalid value") {
                 set_code(e, ErrorCode::BadUserInput);
+                set_field_error(e, &self.variables());
             } else {
                 let id = uuid::Uuid::new_v4();
                 tracing::error!(error_id = %id, error = %e.message, "unexpected GraphQL error");
@@ -271,6 +343,9 @@ impl Extension for ErrorCodesExtension {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
+        if let Ok(mut v) = self.variables.lock() {
+            v.clone_from(variables);
+        }
         let doc = next.run(ctx, query, variables).await.map_err(|mut e| {
             set_code(&mut e, ErrorCode::GraphqlParseFailed);
             e
@@ -306,6 +381,7 @@ impl Extension for ErrorCodesExtension {
                     } else if e.message.starts_with("Invalid value for argument")
                         || e.message.starts_with("Variable")
                     {
+                        set_field_error(&mut e, &self.variables());
                         ErrorCode::BadUserInput
                     } else {
                         ErrorCode::GraphqlValidationFailed
