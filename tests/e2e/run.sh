@@ -6,12 +6,12 @@
 # OAuth source), SCHEMA_FILE (the committed schema.graphql). Point it at a test instance only:
 # it creates connections for the token's user and deletes its own e2e-* ones afterwards.
 set -euo pipefail
-cd "$(dirname "$0")"
 
 for v in BASE_URL TOKEN SOURCE_UUID SCHEMA_FILE; do
   [ -n "${!v:-}" ] || { echo "run.sh: set $v" >&2; exit 2; }
 done
-SCHEMA_FILE="$(realpath "$SCHEMA_FILE")"
+SCHEMA_FILE="$(realpath "$SCHEMA_FILE")" # before the cd, so a relative path works
+cd "$(dirname "$0")"
 export BASE_URL TOKEN SOURCE_UUID SCHEMA_FILE
 
 if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
