@@ -282,6 +282,7 @@ def _():
     r = create(as_super, "octocat-py", expires=EXPIRES)
     eq(r.status_code, 201, "status")
     check((r.headers or {}).get("content-type", "").startswith("application/json"), "Content-Type application/json")
+    eq((r.headers or {}).get("location"), None, "Location header (authentik sends none)")
     check_connection(raw(r), r.data, "octocat-py", expires=EXPIRES)
     state["first"] = r.data
 
@@ -367,6 +368,14 @@ def _():
     first = state["first"]
     expect_error(lambda: as_alice.sources_user_connections_oauth_partial_update(
         first.pk, PatchedUserOAuthSourceConnectionRequest(identifier="stolen")), 404, NOT_FOUND)
+    eq(as_super.sources_user_connections_oauth_retrieve(first.pk).identifier, first.identifier, "identifier")
+
+
+@test("another user's connection as alice: update (PUT) -> 404, row untouched")
+def _():
+    first = state["first"]
+    req = UserOAuthSourceConnectionRequest(source=UUID(SOURCE_UUID), identifier="stolen")
+    expect_error(lambda: as_alice.sources_user_connections_oauth_update(first.pk, req), 404, NOT_FOUND)
     eq(as_super.sources_user_connections_oauth_retrieve(first.pk).identifier, first.identifier, "identifier")
 
 

@@ -78,6 +78,7 @@ await test("create: 201, nested source parsed by UserOAuthSourceConnectionFromJS
   const res = await create(asSuper, "octocat-ts24");
   eq(res.raw.status, 201, "status");
   assert(/^application\/json\b/.test(res.raw.headers.get("content-type") || ""), "Content-Type application/json");
+  eq(res.raw.headers.get("location"), null, "Location header (authentik sends none)");
   const json = await rawJson(res);
   const model = await res.value();
   checkConnection(json, model, { identifier: "octocat-ts24" });

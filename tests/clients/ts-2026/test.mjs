@@ -86,6 +86,7 @@ await test("create {source, identifier, accessToken, expires}: 201, parsed by Us
   const res = await create(asSuper, "octocat-ts26", { expires: EXPIRES });
   eq(res.raw.status, 201, "status");
   assert(/^application\/json\b/.test(res.raw.headers.get("content-type") || ""), "Content-Type application/json");
+  eq(res.raw.headers.get("location"), null, "Location header (authentik sends none)");
   const json = await rawJson(res);
   const model = await res.value();
   checkConnection(json, model, { identifier: "octocat-ts26", expires: EXPIRES });
@@ -169,6 +170,17 @@ await test("another user's connection as alice: retrieve -> 404", async () => {
 await test("another user's connection as alice: partialUpdate -> 404, row untouched", async () => {
   await expectError(
     () => asAlice.sourcesUserConnectionsOauthPartialUpdate({ id: first.pk, patchedUserOAuthSourceConnectionRequest: { identifier: "stolen" } }),
+    404, NOT_FOUND,
+  );
+  eq((await asSuper.sourcesUserConnectionsOauthRetrieve({ id: first.pk })).identifier, first.identifier, "identifier");
+});
+
+await test("another user's connection as alice: update (PUT) -> 404, row untouched", async () => {
+  await expectError(
+    () => asAlice.sourcesUserConnectionsOauthUpdate({
+      id: first.pk,
+      userOAuthSourceConnectionRequest: { source: SOURCE_UUID, identifier: "stolen" },
+    }),
     404, NOT_FOUND,
   );
   eq((await asSuper.sourcesUserConnectionsOauthRetrieve({ id: first.pk })).identifier, first.identifier, "identifier");
