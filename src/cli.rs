@@ -135,7 +135,7 @@ pub async fn run(service: &Service, _config: &Config, command: Command) -> anyho
             let uuid = store
                 .create_source(NewSource {
                     consumer_secret: consumer_secret.map(|s| service.seal_consumer_secret(&s)),
-                    user_path_template: format!("goauthentik.io/sources/%(slug)s"),
+                    user_path_template: "goauthentik.io/sources/%(slug)s".to_owned(),
                     name: name.clone(),
                     slug,
                     enabled: !disabled,

@@ -40,7 +40,7 @@ pub fn schema(service: Option<Service>) -> Schema {
 
 /// The SDL committed as `schema.graphql`.
 pub fn sdl() -> String {
-    schema(None).sdl()
+    schema(None).sdl_with_options(async_graphql::SDLExportOptions::new().include_specified_by())
 }
 
 /// The caller of one request, resolved on first use and at most once.

@@ -1,6 +1,7 @@
 //! Parses request bodies the way Django REST framework's serializer fields do, so that every
 //! wrong type gets DRF's message. Parse failures become field errors for the domain to report
 //! together with its own.
+#![allow(clippy::result_large_err)]
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;

@@ -1,4 +1,6 @@
 //! `/api/v3/sources/user_connections/oauth/`: authentik's viewset over the shared service.
+// Handlers return ready responses as their error type: that is what they answer with.
+#![allow(clippy::result_large_err)]
 use std::collections::HashMap;
 
 use axum::Json;
@@ -279,7 +281,7 @@ pub async fn list(
     let mut body = json!({
         "pagination": {
             "next": if page < total_pages { page + 1 } else { 0 },
-            "previous": if page > 1 { page - 1 } else { 0 },
+            "previous": page.saturating_sub(1),
             "count": count,
             "current": page,
             "total_pages": total_pages,

@@ -52,18 +52,15 @@ async fn the_database_itself_rejects_duplicates() {
     let backend = db.get_database_backend();
     let (user, _) = app.user("dup", &[]).await;
     let source = app.source;
-    let insert = |u: i32, ident: &str| {
-        let sql = match backend {
-            sea_orm::DbBackend::Postgres => format!(
-                "INSERT INTO user_oauth_source_connections (user_id, source_id, identifier, created, last_updated) \
+    let insert = |u: i32, ident: &str| match backend {
+        sea_orm::DbBackend::Postgres => format!(
+            "INSERT INTO user_oauth_source_connections (user_id, source_id, identifier, created, last_updated) \
                  VALUES ({u}, '{source}', '{ident}', now(), now())"
-            ),
-            _ => format!(
-                "INSERT INTO user_oauth_source_connections (user_id, source_id, identifier, created, last_updated) \
+        ),
+        _ => format!(
+            "INSERT INTO user_oauth_source_connections (user_id, source_id, identifier, created, last_updated) \
                  SELECT {u}, source_id, '{ident}', created, last_updated FROM user_oauth_source_connections LIMIT 1"
-            ),
-        };
-        sql
+        ),
     };
     // Seed one row through the service, then bypass it.
     let r = app
