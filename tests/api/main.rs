@@ -3,5 +3,6 @@
 mod helpers;
 
 mod graphql;
+mod rest;
 mod schema;
 mod storage;
