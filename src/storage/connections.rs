@@ -1,4 +1,9 @@
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
+
+/// Both databases keep microseconds: so does every timestamp we write.
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
 use entity::{source, user, user_oauth_source_connection as conn};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
@@ -96,7 +101,7 @@ impl Store {
         access_token: Option<Vec<u8>>,
         expires: Option<DateTime<Utc>>,
     ) -> Result<Connection, Error> {
-        let now = Utc::now();
+        let now = now();
         let model = conn::ActiveModel {
             user_id: Set(user),
             source_id: Set(source),
@@ -187,7 +192,7 @@ impl Store {
             Patch::Null => model.expires = Set(None),
             Patch::Value(v) => model.expires = Set(Some(v)),
         }
-        model.last_updated = Set(Utc::now());
+        model.last_updated = Set(now());
         let updated = match model.update(&txn).await {
             Ok(m) => m,
             Err(e) => {
