@@ -184,10 +184,12 @@ impl Service {
         kind: UpdateKind,
         mut errors: Errors,
     ) -> Result<ConnectionWithSource> {
+        // Rows the caller cannot see look missing, whatever their permission: that reveals
+        // nothing. Only for rows they can see does the change permission decide.
+        let current = self.visible(caller, pk).await?;
         if !caller.has(Permission::ChangeConnection) {
             return Err(Error::Forbidden);
         }
-        let current = self.visible(caller, pk).await?;
         let identifier = match changes.identifier {
             Patch::Absent if kind == UpdateKind::Full => {
                 errors.push(validation::required("identifier"));
