@@ -45,7 +45,12 @@ pub struct Config {
     pub auto_migrate: bool,
 
     /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `oauthlink=debug`.
-    #[arg(long, env = "OAUTHLINK_LOG", default_value = "info,sea_orm_migration=warn", global = true)]
+    #[arg(
+        long,
+        env = "OAUTHLINK_LOG",
+        default_value = "info,sea_orm_migration=warn",
+        global = true
+    )]
     pub log: String,
 
     /// Log format.
