@@ -12,6 +12,7 @@ pub use tokens::NewToken;
 pub use users::NewUser;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
@@ -44,6 +45,8 @@ impl Default for StoreOptions {
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
+    /// Statements run through the pool, for tests that count queries.
+    statements: Arc<AtomicU64>,
     /// SQLite allows one writer: writers queue here instead of failing with "database is
     /// locked" when two deferred transactions both try to upgrade.
     write_gate: Option<Arc<Mutex<()>>>,
@@ -76,12 +79,21 @@ impl Store {
                 .foreign_keys(true)
                 .busy_timeout(busy_timeout)
         });
-        let db = Database::connect(opts).await?;
+        let mut db = Database::connect(opts).await?;
+        let statements = Arc::new(AtomicU64::new(0));
+        let counter = statements.clone();
+        db.set_metric_callback(move |_| {
+            counter.fetch_add(1, Ordering::Relaxed);
+        });
         let write_gate = match db.get_database_backend() {
             DbBackend::Sqlite => Some(Arc::new(Mutex::new(()))),
             _ => None,
         };
-        Ok(Store { db, write_gate })
+        Ok(Store {
+            db,
+            statements,
+            write_gate,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -140,8 +152,13 @@ impl Store {
         Ok((gate, txn))
     }
 
+    /// Statements executed so far (SQLite and PostgreSQL alike).
+    pub fn statements_executed(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
+    }
+
     #[doc(hidden)]
-    /// Statements executed so far, for tests that count queries (SQLite and PostgreSQL).
+    /// The raw connection, for tests that bypass the service.
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
     }

@@ -480,3 +480,50 @@ fragment TypeRef on __Type {
   kind name
   ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } }
 }"#;
+
+/// A page costs the same number of statements for 1, 10 or 100 connections: sources come in
+/// one batch, not one query per row.
+#[tokio::test]
+async fn a_page_of_connections_costs_constant_queries() {
+    let app = TestApp::spawn().await;
+    let key = Some(app.superuser_key.as_str());
+    let mut sources = vec![app.source];
+    for i in 0..4 {
+        sources.push(app.add_source(&format!("S{i}"), &format!("s{i}")).await);
+    }
+    const PAGE: &str = "{ userOAuthSourceConnections(first: 100) { edges { node { pk identifier source { pk slug userPropertyMappings } } } } }";
+    let mut costs = Vec::new();
+    let mut made = 0;
+    for target in [1, 10, 100] {
+        while made < target {
+            let (u, _) = app.user(&format!("q{made}"), &[]).await;
+            let s = sources[made % sources.len()];
+            let r = app
+                .graphql(
+                    key,
+                    CREATE,
+                    json!({"input": {"source": s, "identifier": format!("q{made}"), "user": u}}),
+                )
+                .await;
+            assert!(r["errors"].is_null(), "{r}");
+            made += 1;
+        }
+        // Warm the caller lookup out of the measurement's noise: measure a second request.
+        let before = app.service.store().statements_executed();
+        let r = app.graphql(key, PAGE, json!({})).await;
+        let cost = app.service.store().statements_executed() - before;
+        assert_eq!(
+            r["data"]["userOAuthSourceConnections"]["edges"]
+                .as_array()
+                .unwrap()
+                .len(),
+            target
+        );
+        costs.push(cost);
+    }
+    assert!(
+        costs.iter().all(|c| *c == costs[0]),
+        "statements per page grew: {costs:?}"
+    );
+    assert!(costs[0] <= 8, "{costs:?}");
+}
