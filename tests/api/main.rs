@@ -2,6 +2,7 @@
 //! TEST_DATABASE_URL).
 mod helpers;
 
+mod authz;
 mod graphql;
 mod rest;
 mod schema;

@@ -414,7 +414,8 @@ async fn create_refuses_bodies_that_are_not_json_objects() {
         ("authorization", auth.as_str()),
         ("content-type", "application/x-www-form-urlencoded"),
     ];
-    let cases: Vec<(&[(&str, &str)], Option<&str>, u16, Value)> = vec![
+    type Headers<'a> = &'a [(&'a str, &'a str)];
+    let cases: Vec<(Headers, Option<&str>, u16, Value)> = vec![
         (
             &json_ct[..],
             Some("[]"),
