@@ -102,6 +102,16 @@ pub struct ServeArgs {
     #[arg(long, env = "OAUTHLINK_BODY_LIMIT_BYTES", default_value_t = 64 * 1024)]
     pub body_limit_bytes: usize,
 
+    /// Browser origins allowed to call the APIs (CORS), comma-separated, e.g.
+    /// `https://studio.apollographql.com`. Empty (the default): no cross-origin access.
+    #[arg(
+        long,
+        env = "OAUTHLINK_CORS_ORIGINS",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub cors_origins: Vec<String>,
+
     /// Seconds in-flight requests get to finish after SIGTERM.
     #[arg(long, env = "OAUTHLINK_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
     pub shutdown_grace_seconds: u64,

@@ -4,11 +4,12 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Request};
+use axum::http::{HeaderName, HeaderValue, Method, Request, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -16,6 +17,11 @@ use crate::config::{Config, RestShape, ServeArgs};
 use crate::domain::permission::Principal;
 use crate::domain::{Error, Service};
 use crate::{app, cli, graphql, rest};
+
+/// The CORS layer for a list of origins (public for tests).
+pub fn cors_layer(origins: &[String]) -> anyhow::Result<Option<CorsLayer>> {
+    cors(origins)
+}
 
 #[derive(Clone)]
 pub struct AppState {
@@ -46,8 +52,38 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     rest::errors::RestError(error).into_response()
 }
 
+/// CORS for the listed origins only; none listed, no CORS headers at all.
+fn cors(origins: &[String]) -> anyhow::Result<Option<CorsLayer>> {
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .map(|o| o.trim())
+        .filter(|o| !o.is_empty())
+        .map(|o| HeaderValue::from_str(o).map_err(|_| anyhow::anyhow!("bad CORS origin {o:?}")))
+        .collect::<anyhow::Result<_>>()?;
+    if origins.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, REQUEST_ID])
+            .expose_headers([REQUEST_ID]),
+    ))
+}
+
 pub fn router(state: AppState, body_limit: usize) -> Router {
-    Router::new()
+    router_with_cors(state, body_limit, None)
+}
+
+pub fn router_with_cors(state: AppState, body_limit: usize, cors: Option<CorsLayer>) -> Router {
+    let app = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
         .merge(graphql::graphiql::asset_routes())
         .merge(rest::routes())
@@ -67,7 +103,11 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
                 tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
             }),
         )
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid));
+    match cors {
+        Some(layer) => app.layer(layer),
+        None => app,
+    }
 }
 
 pub async fn run(config: &Config, serve: &ServeArgs) -> anyhow::Result<()> {
@@ -76,7 +116,7 @@ pub async fn run(config: &Config, serve: &ServeArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(serve.listen).await?;
     tracing::info!(address = %listener.local_addr()?, database = %app::redact(&config.database_url), "listening");
     let state = AppState::new(service.clone(), serve.rest_shape);
-    let app = router(state, serve.body_limit_bytes);
+    let app = router_with_cors(state, serve.body_limit_bytes, cors(&serve.cors_origins)?);
     let shutdown = Arc::new(tokio::sync::Notify::new());
     let signal = shutdown.clone();
     tokio::spawn(async move {

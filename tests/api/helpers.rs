@@ -7,7 +7,7 @@ use oauthlink::crypto::{Sealer, generate_api_key, hash_api_key};
 use oauthlink::domain::Service;
 use oauthlink::domain::model::{PolicyEngineMode, UserMatchingMode};
 use oauthlink::domain::permission::Permission;
-use oauthlink::server::{AppState, router};
+use oauthlink::server::{AppState, router_with_cors};
 use oauthlink::storage::{NewSource, NewToken, NewUser};
 use reqwest::Method;
 use sea_orm::{ConnectionTrait, Database};
@@ -82,6 +82,10 @@ impl TestApp {
     }
 
     pub async fn spawn_with(shape: RestShape) -> TestApp {
+        Self::spawn_full(shape, &[]).await
+    }
+
+    pub async fn spawn_full(shape: RestShape, cors_origins: &[&str]) -> TestApp {
         let (database_url, dir) = fresh_database().await;
         let service = oauthlink::app::open(&config(&database_url))
             .await
@@ -97,7 +101,9 @@ impl TestApp {
             .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let app = router(AppState::new(service.clone(), shape), 64 * 1024);
+        let origins: Vec<String> = cors_origins.iter().map(|o| o.to_string()).collect();
+        let cors = oauthlink::server::cors_layer(&origins).unwrap();
+        let app = router_with_cors(AppState::new(service.clone(), shape), 64 * 1024, cors);
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         TestApp {
             base,

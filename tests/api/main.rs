@@ -4,6 +4,7 @@ mod helpers;
 
 mod authz;
 mod graphql;
+mod operations;
 mod rest;
 mod schema;
 mod storage;
