@@ -106,6 +106,22 @@ impl Store {
     /// Applies pending migrations. On PostgreSQL under an advisory lock, so instances
     /// starting together take turns.
     pub async fn migrate(&self) -> anyhow::Result<()> {
+        let mut attempt = 0;
+        loop {
+            match self.migrate_once().await {
+                // Two processes opening one new SQLite file: the loser of the write lock fails
+                // at once (SQLite does not wait on a lock upgrade); its retry finds the work done.
+                Err(e) if self.backend() == Backend::Sqlite && attempt < 10 => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "migration raced another process; retrying");
+                    tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn migrate_once(&self) -> anyhow::Result<()> {
         let _gate = self.write_gate().await;
         let txn = self.db.begin().await?;
         self.lock_for_setup(&txn).await?;

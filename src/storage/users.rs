@@ -83,6 +83,26 @@ impl Store {
         username: &str,
         token: super::NewToken<'_>,
     ) -> anyhow::Result<bool> {
+        let mut attempt = 0;
+        loop {
+            match self.try_bootstrap(username, &token).await {
+                // Another process sharing this SQLite file holds the write lock: SQLite fails
+                // a lock upgrade at once instead of waiting, so wait here and look again.
+                Err(e) if self.backend() == super::Backend::Sqlite && attempt < 10 => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "bootstrap raced another process; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn try_bootstrap(
+        &self,
+        username: &str,
+        token: &super::NewToken<'_>,
+    ) -> anyhow::Result<bool> {
         let (_gate, txn) = self.write_txn().await?;
         self.lock_for_setup(&txn).await?;
         if user::Entity::find().count(&txn).await? > 0 {
@@ -98,7 +118,7 @@ impl Store {
             },
         )
         .await?;
-        super::tokens::insert_token(&txn, id, &token).await?;
+        super::tokens::insert_token(&txn, id, token).await?;
         txn.commit().await?;
         Ok(true)
     }

@@ -186,3 +186,70 @@ async fn concurrent_duplicate_creates_make_exactly_one_row() {
         "{outcomes:?}"
     );
 }
+
+/// Many writers at once: every distinct create succeeds (no "database is locked" on SQLite).
+#[tokio::test]
+async fn concurrent_distinct_creates_all_succeed() {
+    let app = std::sync::Arc::new(TestApp::spawn().await);
+    let mut users = Vec::new();
+    for i in 0..50 {
+        users.push(app.user(&format!("w{i}"), &[]).await.0);
+    }
+    let tasks: Vec<_> = users
+        .into_iter()
+        .map(|u| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                app.graphql(
+                    Some(&app.superuser_key),
+                    CREATE,
+                    json!({"input": {"source": app.source, "identifier": format!("ext-{u}"), "user": u}}),
+                )
+                .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert!(r["errors"].is_null(), "{r}");
+    }
+    let r = app
+        .graphql(
+            Some(&app.superuser_key),
+            "{ userOAuthSourceConnections { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r["data"]["userOAuthSourceConnections"]["totalCount"], 50);
+}
+
+/// Two instances starting together on one empty database: migrations run once, and exactly
+/// one superuser is bootstrapped.
+#[tokio::test]
+async fn instances_starting_together_bootstrap_once() {
+    let (url, _dir) = crate::helpers::fresh_database().await;
+    let config = crate::helpers::config(&url);
+    let start = |key: &'static str| {
+        let config = config.clone();
+        async move {
+            let service = oauthlink::app::open(&config).await.unwrap();
+            oauthlink::cli::bootstrap(&service, Some(key))
+                .await
+                .unwrap();
+            service
+        }
+    };
+    let (a, b) = tokio::join!(start("key-of-instance-a"), start("key-of-instance-b"));
+    let users = a.store().user_id_by_username("akadmin").await.unwrap();
+    assert!(users.is_some());
+    // Exactly one of the two keys works.
+    let ok_a = a
+        .authenticate(Some("Bearer key-of-instance-a"))
+        .await
+        .is_ok();
+    let ok_b = b
+        .authenticate(Some("Bearer key-of-instance-b"))
+        .await
+        .is_ok();
+    assert!(ok_a ^ ok_b, "a: {ok_a}, b: {ok_b}");
+}
