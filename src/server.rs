@@ -18,11 +18,6 @@ use crate::domain::permission::Principal;
 use crate::domain::{Error, Service};
 use crate::{app, cli, graphql, rest};
 
-/// The CORS layer for a list of origins (public for tests).
-pub fn cors_layer(origins: &[String]) -> anyhow::Result<Option<CorsLayer>> {
-    cors(origins)
-}
-
 #[derive(Clone)]
 pub struct AppState {
     pub service: Service,
@@ -53,7 +48,7 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 }
 
 /// CORS for the listed origins only; none listed, no CORS headers at all.
-fn cors(origins: &[String]) -> anyhow::Result<Option<CorsLayer>> {
+pub fn cors_layer(origins: &[String]) -> anyhow::Result<Option<CorsLayer>> {
     let origins: Vec<HeaderValue> = origins
         .iter()
         .map(|o| o.trim())
@@ -116,7 +111,11 @@ pub async fn run(config: &Config, serve: &ServeArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(serve.listen).await?;
     tracing::info!(address = %listener.local_addr()?, database = %app::redact(&config.database_url), "listening");
     let state = AppState::new(service.clone(), serve.rest_shape);
-    let app = router_with_cors(state, serve.body_limit_bytes, cors(&serve.cors_origins)?);
+    let app = router_with_cors(
+        state,
+        serve.body_limit_bytes,
+        cors_layer(&serve.cors_origins)?,
+    );
     let shutdown = Arc::new(tokio::sync::Notify::new());
     let signal = shutdown.clone();
     tokio::spawn(async move {
