@@ -88,6 +88,8 @@ pub enum Error {
     NotFound,
     /// A uniqueness rule was violated (decided by the database constraint).
     Conflict(UniqueRule),
+    /// The request body is larger than the configured limit.
+    PayloadTooLarge,
     /// Too many failed authentications from this client.
     RateLimited { retry_after_secs: u64 },
     /// The database is unreachable or timed out.
@@ -122,6 +124,7 @@ impl fmt::Display for Error {
             Error::Validation(errors) => write!(f, "{} invalid field(s)", errors.len()),
             Error::NotFound => f.write_str("not found"),
             Error::Conflict(rule) => f.write_str(&rule.message()),
+            Error::PayloadTooLarge => f.write_str("request body too large"),
             Error::RateLimited { .. } => f.write_str("rate limited"),
             Error::Unavailable => f.write_str("database unavailable"),
             Error::Internal { id } => write!(f, "internal error {id}"),

@@ -28,6 +28,8 @@ pub enum ErrorCode {
     NotFound,
     /// A uniqueness rule was violated; see `extensions.fieldErrors` and `extensions.fields`.
     Conflict,
+    /// The request body is larger than the configured limit.
+    PayloadTooLarge,
     /// Too many failed authentications from this client; see `extensions.retryAfter`.
     RateLimited,
     /// The database is unreachable; retry later.
@@ -45,12 +47,13 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::Unauthenticated,
         ErrorCode::Forbidden,
         ErrorCode::BadUserInput,
         ErrorCode::NotFound,
         ErrorCode::Conflict,
+        ErrorCode::PayloadTooLarge,
         ErrorCode::RateLimited,
         ErrorCode::ServiceUnavailable,
         ErrorCode::InternalServerError,
@@ -67,6 +70,7 @@ impl ErrorCode {
             ErrorCode::BadUserInput => "BAD_USER_INPUT",
             ErrorCode::NotFound => "NOT_FOUND",
             ErrorCode::Conflict => "CONFLICT",
+            ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             ErrorCode::InternalServerError => "INTERNAL_SERVER_ERROR",
@@ -160,6 +164,9 @@ pub fn render(error: Error) -> async_graphql::Error {
                 );
             }
             e
+        }
+        Error::PayloadTooLarge => {
+            with_code("Request body is too large.", ErrorCode::PayloadTooLarge)
         }
         Error::RateLimited { retry_after_secs } => {
             let mut e = with_code("Request was throttled.", ErrorCode::RateLimited);

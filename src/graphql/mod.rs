@@ -6,8 +6,9 @@ mod query;
 mod types;
 
 use async_graphql::http::parse_query_string;
-use async_graphql::{Context, EmptySubscription, Request, Schema as GqlSchema};
+use async_graphql::{Context, EmptySubscription, Pos, Request, Schema as GqlSchema};
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -95,7 +96,30 @@ fn refuse(status: StatusCode, message: &str, code: ErrorCode) -> Response {
 }
 
 /// POST /graphql: one operation per request (batches are refused).
-pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            let error = errors::render(Error::PayloadTooLarge).into_server_error(Pos::default());
+            let response = async_graphql::Response::from_errors(vec![error]);
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                async_graphql_axum::GraphQLResponse::from(response),
+            )
+                .into_response();
+        }
+        Err(rejection) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                &format!("The request body could not be read: {rejection}"),
+                ErrorCode::BadRequest,
+            );
+        }
+    };
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -3,18 +3,36 @@
 //! together with its own.
 #![allow(clippy::result_large_err)]
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
 use axum::response::Response;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::errors::{detail, non_field};
+use super::errors::{RestError, detail, non_field};
+use crate::domain::Error;
 use crate::domain::model::{ConnectionChanges, NewConnection, Patch};
 use crate::domain::validation::{self, Errors};
 
-/// The JSON object of a request, or the response refusing it (415, 400).
-pub fn json_object(headers: &HeaderMap, body: &Bytes) -> Result<Map<String, Value>, Response> {
+/// The JSON object of a request, or the response refusing it (413, 415, 400).
+pub fn json_object(
+    headers: &HeaderMap,
+    body: &Result<Bytes, BytesRejection>,
+) -> Result<Map<String, Value>, Response> {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Err(RestError(Error::PayloadTooLarge).into_response());
+        }
+        Err(rejection) => {
+            return Err(detail(
+                StatusCode::BAD_REQUEST,
+                format!("The request body could not be read: {rejection}"),
+            ));
+        }
+    };
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

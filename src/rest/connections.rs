@@ -5,13 +5,15 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::body;
 use super::errors::{RestError, detail};
+use super::paging::PageRequest;
 use super::shape;
 use crate::config::RestShape;
 use crate::domain::model::{ConnectionFilter, Sort, SortKey};
@@ -19,10 +21,10 @@ use crate::domain::permission::Principal;
 use crate::domain::service::UpdateKind;
 use crate::server::AppState;
 
-pub const DEFAULT_PAGE_SIZE: u64 = 20;
-pub const MAX_PAGE_SIZE: u64 = 100;
-
-async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Principal, Response> {
+pub(super) async fn principal(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Principal, Response> {
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -47,7 +49,21 @@ macro_rules! tri {
     };
 }
 
-pub async fn create(State(state): State<AppState>, headers: HeaderMap, raw: Bytes) -> Response {
+#[utoipa::path(
+    post,
+    path = "/sources/user_connections/oauth/",
+    operation_id = "sources_user_connections_oauth_create",
+    tag = "sources",
+    description = "User-source connection Viewset",
+    request_body(content = super::openapi::ConnectionRequest, content_type = "application/json"),
+    responses((status = 201, body = shape::ConnectionDocumented, description = "Created")),
+    security(("authentik" = [])),
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Response {
     let caller = tri!(principal(&state, &headers).await);
     let map = tri!(body::json_object(&headers, &raw));
     let (input, errors) = body::new_connection(&map);
@@ -65,6 +81,16 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, raw: Byte
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/sources/user_connections/oauth/{id}/",
+    operation_id = "sources_user_connections_oauth_retrieve",
+    tag = "sources",
+    description = "User-source connection Viewset",
+    params(super::openapi::IdParam),
+    responses((status = 200, body = shape::ConnectionDocumented, description = "OK")),
+    security(("authentik" = [])),
+)]
 pub async fn retrieve(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -82,7 +108,7 @@ async fn update(
     state: AppState,
     headers: HeaderMap,
     id: String,
-    raw: Bytes,
+    raw: Result<Bytes, BytesRejection>,
     kind: UpdateKind,
 ) -> Response {
     let caller = tri!(principal(&state, &headers).await);
@@ -99,24 +125,56 @@ async fn update(
     }
 }
 
+#[utoipa::path(
+    put,
+    path = "/sources/user_connections/oauth/{id}/",
+    operation_id = "sources_user_connections_oauth_update",
+    tag = "sources",
+    description = "User-source connection Viewset",
+    params(super::openapi::IdParam),
+    request_body(content = super::openapi::ConnectionRequest, content_type = "application/json"),
+    responses((status = 200, body = shape::ConnectionDocumented, description = "OK")),
+    security(("authentik" = [])),
+)]
 pub async fn put(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    raw: Bytes,
+    raw: Result<Bytes, BytesRejection>,
 ) -> Response {
     update(state, headers, id, raw, UpdateKind::Full).await
 }
 
+#[utoipa::path(
+    patch,
+    path = "/sources/user_connections/oauth/{id}/",
+    operation_id = "sources_user_connections_oauth_partial_update",
+    tag = "sources",
+    description = "User-source connection Viewset",
+    params(super::openapi::IdParam),
+    request_body(content = super::openapi::PatchedConnectionRequest, content_type = "application/json"),
+    responses((status = 200, body = shape::ConnectionDocumented, description = "OK")),
+    security(("authentik" = [])),
+)]
 pub async fn patch(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    raw: Bytes,
+    raw: Result<Bytes, BytesRejection>,
 ) -> Response {
     update(state, headers, id, raw, UpdateKind::Partial).await
 }
 
+#[utoipa::path(
+    delete,
+    path = "/sources/user_connections/oauth/{id}/",
+    operation_id = "sources_user_connections_oauth_destroy",
+    tag = "sources",
+    description = "User-source connection Viewset",
+    params(super::openapi::IdParam),
+    responses((status = 204, description = "No response body")),
+    security(("authentik" = [])),
+)]
 pub async fn destroy(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -130,7 +188,17 @@ pub async fn destroy(
     }
 }
 
-/// Nothing references a connection: `[]` for a row the caller can see.
+// Nothing references a connection: `[]` for a row the caller can see.
+#[utoipa::path(
+    get,
+    path = "/sources/user_connections/oauth/{id}/used_by/",
+    operation_id = "sources_user_connections_oauth_used_by_list",
+    tag = "sources",
+    description = "Get a list of all objects that use this object",
+    params(super::openapi::IdParam),
+    responses((status = 200, body = Vec<super::openapi::UsedBy>, description = "OK")),
+    security(("authentik" = [])),
+)]
 pub async fn used_by(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -180,6 +248,16 @@ fn ordering(param: Option<&str>) -> Vec<Sort> {
     if sorts.is_empty() { default } else { sorts }
 }
 
+#[utoipa::path(
+    get,
+    path = "/sources/user_connections/oauth/",
+    operation_id = "sources_user_connections_oauth_list",
+    tag = "sources",
+    description = "User-source connection Viewset",
+    params(super::openapi::ListParams),
+    responses((status = 200, body = shape::PageDocumented, description = "OK")),
+    security(("authentik" = [])),
+)]
 pub async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -187,19 +265,7 @@ pub async fn list(
 ) -> Response {
     let caller = tri!(principal(&state, &headers).await);
     let service = &state.service;
-    let page_size = params
-        .get("page_size")
-        .and_then(|s| s.parse::<u64>().ok())
-        .filter(|n| *n > 0)
-        .map_or(DEFAULT_PAGE_SIZE, |n| n.min(MAX_PAGE_SIZE));
-    let page = match params.get("page") {
-        None => 1,
-        Some(p) if p == "last" => 0,
-        Some(p) => match p.parse::<u64>() {
-            Ok(n) if n >= 1 && n <= u64::from(u32::MAX) => n,
-            _ => return detail(StatusCode::NOT_FOUND, "Invalid page."),
-        },
-    };
+    let request = tri!(PageRequest::parse(&params));
     let mut filter = ConnectionFilter {
         source_slug: params.get("source__slug").cloned(),
         user: None,
@@ -241,19 +307,14 @@ pub async fn list(
                 .map_err(|e| RestError(e).into_response())
         )
     };
-    let total_pages = count.div_ceil(page_size).max(1);
-    let page = if page == 0 { total_pages } else { page };
-    if page > total_pages {
-        return detail(StatusCode::NOT_FOUND, "Invalid page.");
-    }
-    let offset = (page - 1) * page_size;
+    let (page, offset) = tri!(request.resolve(count));
     let rows = if count == 0 {
         Vec::new()
     } else {
         let sorts = ordering(params.get("ordering").map(String::as_str));
         tri!(
             service
-                .connections_page(&caller, &filter, &sorts, offset, page_size)
+                .connections_page(&caller, &filter, &sorts, offset, request.size)
                 .await
                 .map_err(|e| RestError(e).into_response())
         )
@@ -265,33 +326,26 @@ pub async fn list(
             .await
             .map_err(|e| RestError(e).into_response())
     );
-    let mut results = Vec::with_capacity(rows.len());
+    let pagination = request.block(page, count, rows.len());
+    let mut pairs = Vec::with_capacity(rows.len());
     for c in &rows {
         let Some(s) = sources.get(&c.source) else {
             return RestError(crate::domain::Error::internal("connection without source"))
                 .into_response();
         };
-        results.push(shape::connection(c, s, state.rest_shape));
+        pairs.push((c, s));
     }
-    let (start_index, end_index) = if rows.is_empty() {
-        (0, 0)
-    } else {
-        (offset + 1, offset + rows.len() as u64)
-    };
-    let mut body = json!({
-        "pagination": {
-            "next": if page < total_pages { page + 1 } else { 0 },
-            "previous": page.saturating_sub(1),
-            "count": count,
-            "current": page,
-            "total_pages": total_pages,
-            "start_index": start_index,
-            "end_index": end_index,
-        },
-        "results": results,
-    });
-    if state.rest_shape == RestShape::Current {
-        body["autocomplete"] = json!({});
+    match state.rest_shape {
+        RestShape::Documented => Json(shape::PageDocumented {
+            pagination,
+            results: pairs.iter().map(|(c, s)| shape::documented(c, s)).collect(),
+        })
+        .into_response(),
+        RestShape::Current => Json(shape::PageCurrent {
+            pagination,
+            results: pairs.iter().map(|(c, s)| shape::current(c, s)).collect(),
+            autocomplete: shape::Autocomplete::default(),
+        })
+        .into_response(),
     }
-    Json::<Value>(body).into_response()
 }

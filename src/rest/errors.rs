@@ -19,6 +19,16 @@ pub fn detail(status: StatusCode, detail: impl Into<String>) -> Response {
     (status, Json(json!({ "detail": detail.into() }))).into_response()
 }
 
+/// `{"detail", "code"}`: for outcomes authentik has no body of its own for, so clients can
+/// tell them apart without parsing the message. The codes are DRF's where DRF has one.
+fn coded(status: StatusCode, detail: impl Into<String>, code: &str) -> Response {
+    (
+        status,
+        Json(json!({ "detail": detail.into(), "code": code })),
+    )
+        .into_response()
+}
+
 pub fn non_field(message: impl Into<String>) -> Response {
     let message: String = message.into();
     (
@@ -56,20 +66,27 @@ impl IntoResponse for RestError {
                 "No UserOAuthSourceConnection matches the given query.",
             ),
             Error::Conflict(rule) => non_field(rule.message()),
+            Error::PayloadTooLarge => coded(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Request body is too large.",
+                "payload_too_large",
+            ),
             Error::RateLimited { retry_after_secs } => {
-                let mut r = detail(
+                let mut r = coded(
                     StatusCode::TOO_MANY_REQUESTS,
                     format!(
                         "Request was throttled. Expected available in {retry_after_secs} seconds."
                     ),
+                    "throttled",
                 );
                 r.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
                 r
             }
-            Error::Unavailable => detail(
+            Error::Unavailable => coded(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Service temporarily unavailable, try again later.",
+                "service_unavailable",
             ),
             Error::Internal { id } => detail(
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -3,6 +3,9 @@
 mod body;
 mod connections;
 pub mod errors;
+mod events;
+pub mod openapi;
+mod paging;
 mod shape;
 
 use axum::Router;
@@ -58,6 +61,11 @@ pub fn routes() -> Router<AppState> {
             &format!("{BASE}/{{id}}/used_by/"),
             with_405(get(connections::used_by)),
         )
+        .route(
+            "/api/v3/oauthlink/audit_events/",
+            with_405(get(events::list)),
+        )
+        .route("/api/v3/schema/", with_405(get(openapi::serve)))
         .route("/-/health/live/", axum::routing::any(live))
         .route("/-/health/ready/", axum::routing::any(ready))
 }

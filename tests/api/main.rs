@@ -4,6 +4,7 @@ mod helpers;
 
 mod authz;
 mod graphql;
+mod openapi;
 mod operations;
 mod rest;
 mod schema;

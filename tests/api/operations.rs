@@ -1,6 +1,6 @@
 //! Operational behaviour: CORS, request ids, body limits.
 use oauthlink::config::RestShape;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::TestApp;
 
@@ -62,4 +62,21 @@ async fn request_ids_are_kept_or_made_and_bodies_are_limited() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 413);
+    let body: Value = r.json().await.expect("a JSON body");
+    assert_eq!(
+        body,
+        json!({"detail": "Request body is too large.", "code": "payload_too_large"})
+    );
+    let r = app
+        .client
+        .post(format!("{}/graphql", app.base))
+        .bearer_auth(&app.superuser_key)
+        .json(&json!({"query": format!("{{ __typename }} # {huge}")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+    let body: Value = r.json().await.expect("a JSON body");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "PAYLOAD_TOO_LARGE");
+    assert!(body.get("data").is_none_or(Value::is_null));
 }
