@@ -112,6 +112,11 @@ pub struct ServeArgs {
     )]
     pub cors_origins: Vec<String>,
 
+    /// Failed authentications allowed per client address and minute; beyond it every attempt
+    /// from that address gets 429 / RATE_LIMITED until the allowance refills. 0 disables.
+    #[arg(long, env = "OAUTHLINK_AUTH_FAILURES_PER_MINUTE", default_value_t = 20)]
+    pub auth_failures_per_minute: u32,
+
     /// Seconds in-flight requests get to finish after SIGTERM.
     #[arg(long, env = "OAUTHLINK_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
     pub shutdown_grace_seconds: u64,

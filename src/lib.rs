@@ -11,3 +11,4 @@ pub mod rest;
 pub mod server;
 pub mod storage;
 pub mod telemetry;
+pub mod throttle;

@@ -2,8 +2,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::net::{IpAddr, SocketAddr};
+
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts};
+use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, Method, Request, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -16,6 +19,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::{Config, RestShape, ServeArgs};
 use crate::domain::permission::Principal;
 use crate::domain::{Error, Service};
+use crate::throttle::FailedAuthThrottle;
 use crate::{app, cli, graphql, rest};
 
 #[derive(Clone)]
@@ -23,6 +27,8 @@ pub struct AppState {
     pub service: Service,
     pub schema: graphql::Schema,
     pub rest_shape: RestShape,
+    /// None: failed authentications are not throttled.
+    pub throttle: Option<Arc<FailedAuthThrottle>>,
 }
 
 impl AppState {
@@ -31,12 +37,52 @@ impl AppState {
             schema: graphql::schema(Some(service.clone())),
             service,
             rest_shape,
+            throttle: None,
         }
     }
 
-    /// The one authentication path of both APIs.
-    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, Error> {
-        self.service.authenticate(authorization).await
+    /// Throttles failed authentications to `per_minute` per client address (0: off).
+    pub fn with_auth_failures_per_minute(mut self, per_minute: u32) -> Self {
+        self.throttle = FailedAuthThrottle::per_minute(per_minute).map(Arc::new);
+        self
+    }
+
+    /// The one authentication path of both APIs. An address over its allowance of failures
+    /// is refused before its credentials are looked at.
+    pub async fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        client: ClientAddr,
+    ) -> Result<Principal, Error> {
+        let throttle = self.throttle.as_deref().zip(client.0);
+        if let Some((throttle, ip)) = throttle
+            && let Some(wait) = throttle.blocked(ip)
+        {
+            let retry_after_secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            return Err(Error::RateLimited { retry_after_secs });
+        }
+        let result = self.service.authenticate(authorization).await;
+        if let (Err(Error::InvalidCredentials(_)), Some((throttle, ip))) = (&result, throttle) {
+            throttle.failed(ip);
+        }
+        result
+    }
+}
+
+/// The peer address of a request, when the server records it (`ConnectInfo`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|info| info.0.ip()),
+        ))
     }
 }
 
@@ -110,7 +156,8 @@ pub async fn run(config: &Config, serve: &ServeArgs) -> anyhow::Result<()> {
     cli::bootstrap(&service, serve.bootstrap_token.as_deref()).await?;
     let listener = TcpListener::bind(serve.listen).await?;
     tracing::info!(address = %listener.local_addr()?, database = %app::redact(&config.database_url), "listening");
-    let state = AppState::new(service.clone(), serve.rest_shape);
+    let state = AppState::new(service.clone(), serve.rest_shape)
+        .with_auth_failures_per_minute(serve.auth_failures_per_minute);
     let app = router_with_cors(
         state,
         serve.body_limit_bytes,
@@ -125,8 +172,11 @@ pub async fn run(config: &Config, serve: &ServeArgs) -> anyhow::Result<()> {
     });
     let grace = Duration::from_secs(serve.shutdown_grace_seconds);
     let notified = shutdown.clone();
-    let server =
-        axum::serve(listener, app).with_graceful_shutdown(async move { notified.notified().await });
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { notified.notified().await });
     let server = tokio::spawn(async move { server.await });
     tokio::pin!(server);
     tokio::select! {

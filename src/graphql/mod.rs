@@ -19,7 +19,7 @@ use errors::{ErrorCodes, request_error};
 
 use crate::domain::permission::Principal;
 use crate::domain::{Error, Service};
-use crate::server::AppState;
+use crate::server::{AppState, ClientAddr};
 
 pub type Schema = GqlSchema<query::Query, mutation::Mutation, EmptySubscription>;
 
@@ -47,13 +47,15 @@ pub fn sdl() -> String {
 /// The caller of one request, resolved on first use and at most once.
 pub struct Caller {
     authorization: Option<String>,
+    client: ClientAddr,
     resolved: OnceCell<Result<Principal, Error>>,
 }
 
 impl Caller {
-    pub fn new(authorization: Option<String>) -> Self {
+    pub fn new(authorization: Option<String>, client: ClientAddr) -> Self {
         Caller {
             authorization,
+            client,
             resolved: OnceCell::new(),
         }
     }
@@ -69,7 +71,9 @@ pub(crate) async fn caller(ctx: &Context<'_>) -> async_graphql::Result<Principal
         .resolved
         .get_or_init(|| async {
             let state = ctx.data_unchecked::<AppState>();
-            state.authenticate(c.authorization.as_deref()).await
+            state
+                .authenticate(c.authorization.as_deref(), c.client)
+                .await
         })
         .await;
     resolved.clone().map_err(render)
@@ -82,9 +86,14 @@ fn authorization(headers: &HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
-async fn execute(state: &AppState, headers: &HeaderMap, request: Request) -> Response {
+async fn execute(
+    state: &AppState,
+    headers: &HeaderMap,
+    client: ClientAddr,
+    request: Request,
+) -> Response {
     let request = request
-        .data(Caller::new(authorization(headers)))
+        .data(Caller::new(authorization(headers), client))
         .data(state.clone());
     let response = state.schema.execute(request).await;
     async_graphql_axum::GraphQLResponse::from(response).into_response()
@@ -98,6 +107,7 @@ fn refuse(status: StatusCode, message: &str, code: ErrorCode) -> Response {
 /// POST /graphql: one operation per request (batches are refused).
 pub async fn post(
     State(state): State<AppState>,
+    client: ClientAddr,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -152,12 +162,13 @@ pub async fn post(
             );
         }
     };
-    execute(&state, &headers, request).await
+    execute(&state, &headers, client, request).await
 }
 
 /// GET /graphql: a query in the URL (GraphQL over HTTP), or GraphiQL for a browser.
 pub async fn get(
     State(state): State<AppState>,
+    client: ClientAddr,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -191,5 +202,5 @@ pub async fn get(
             );
         }
     }
-    execute(&state, &headers, request).await
+    execute(&state, &headers, client, request).await
 }

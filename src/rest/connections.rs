@@ -19,17 +19,18 @@ use crate::config::RestShape;
 use crate::domain::model::{ConnectionFilter, Sort, SortKey};
 use crate::domain::permission::Principal;
 use crate::domain::service::UpdateKind;
-use crate::server::AppState;
+use crate::server::{AppState, ClientAddr};
 
 pub(super) async fn principal(
     state: &AppState,
     headers: &HeaderMap,
+    client: ClientAddr,
 ) -> Result<Principal, Response> {
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     state
-        .authenticate(auth)
+        .authenticate(auth, client)
         .await
         .map_err(|e| RestError(e).into_response())
 }
@@ -61,10 +62,11 @@ macro_rules! tri {
 )]
 pub async fn create(
     State(state): State<AppState>,
+    client: ClientAddr,
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let caller = tri!(principal(&state, &headers).await);
+    let caller = tri!(principal(&state, &headers, client).await);
     let map = tri!(body::json_object(&headers, &raw));
     let (input, errors) = body::new_connection(&map);
     match state
@@ -93,10 +95,11 @@ pub async fn create(
 )]
 pub async fn retrieve(
     State(state): State<AppState>,
+    client: ClientAddr,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let caller = tri!(principal(&state, &headers).await);
+    let caller = tri!(principal(&state, &headers, client).await);
     let pk = tri!(parse_id(&id));
     match state.service.connection(&caller, pk).await {
         Ok(c) => Json(shape::with_source(&c, state.rest_shape)).into_response(),
@@ -106,12 +109,13 @@ pub async fn retrieve(
 
 async fn update(
     state: AppState,
+    client: ClientAddr,
     headers: HeaderMap,
     id: String,
     raw: Result<Bytes, BytesRejection>,
     kind: UpdateKind,
 ) -> Response {
-    let caller = tri!(principal(&state, &headers).await);
+    let caller = tri!(principal(&state, &headers, client).await);
     let pk = tri!(parse_id(&id));
     let map = tri!(body::json_object(&headers, &raw));
     let (changes, errors) = body::changes(&map);
@@ -138,11 +142,12 @@ async fn update(
 )]
 pub async fn put(
     State(state): State<AppState>,
+    client: ClientAddr,
     headers: HeaderMap,
     Path(id): Path<String>,
     raw: Result<Bytes, BytesRejection>,
 ) -> Response {
-    update(state, headers, id, raw, UpdateKind::Full).await
+    update(state, client, headers, id, raw, UpdateKind::Full).await
 }
 
 #[utoipa::path(
@@ -158,11 +163,12 @@ pub async fn put(
 )]
 pub async fn patch(
     State(state): State<AppState>,
+    client: ClientAddr,
     headers: HeaderMap,
     Path(id): Path<String>,
     raw: Result<Bytes, BytesRejection>,
 ) -> Response {
-    update(state, headers, id, raw, UpdateKind::Partial).await
+    update(state, client, headers, id, raw, UpdateKind::Partial).await
 }
 
 #[utoipa::path(
@@ -177,10 +183,11 @@ pub async fn patch(
 )]
 pub async fn destroy(
     State(state): State<AppState>,
+    client: ClientAddr,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let caller = tri!(principal(&state, &headers).await);
+    let caller = tri!(principal(&state, &headers, client).await);
     let pk = tri!(parse_id(&id));
     match state.service.delete_connection(&caller, pk).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
@@ -201,10 +208,11 @@ pub async fn destroy(
 )]
 pub async fn used_by(
     State(state): State<AppState>,
+    client: ClientAddr,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let caller = tri!(principal(&state, &headers).await);
+    let caller = tri!(principal(&state, &headers, client).await);
     let pk = tri!(parse_id(&id));
     match state.service.connection(&caller, pk).await {
         Ok(_) => Json(json!([])).into_response(),
@@ -260,10 +268,11 @@ fn ordering(param: Option<&str>) -> Vec<Sort> {
 )]
 pub async fn list(
     State(state): State<AppState>,
+    client: ClientAddr,
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    let caller = tri!(principal(&state, &headers).await);
+    let caller = tri!(principal(&state, &headers, client).await);
     let service = &state.service;
     let request = tri!(PageRequest::parse(&params));
     let mut filter = ConnectionFilter {

@@ -16,7 +16,7 @@ use super::connections::principal;
 use super::errors::RestError;
 use super::paging::PageRequest;
 use super::shape::Pagination;
-use crate::server::AppState;
+use crate::server::{AppState, ClientAddr};
 
 /// One audited create, update or delete. Never holds a secret.
 #[derive(Serialize, ToSchema)]
@@ -55,10 +55,11 @@ pub struct PaginatedAuditEventList {
 )]
 pub async fn list(
     State(state): State<AppState>,
+    client: ClientAddr,
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    let caller = match principal(&state, &headers).await {
+    let caller = match principal(&state, &headers, client).await {
         Ok(p) => p,
         Err(r) => return r,
     };

@@ -86,6 +86,15 @@ impl TestApp {
     }
 
     pub async fn spawn_full(shape: RestShape, cors_origins: &[&str]) -> TestApp {
+        Self::spawn_custom(shape, cors_origins, |state| state).await
+    }
+
+    /// A server whose state `customize` adjusts (e.g. to throttle failed authentications).
+    pub async fn spawn_custom(
+        shape: RestShape,
+        cors_origins: &[&str],
+        customize: impl FnOnce(AppState) -> AppState,
+    ) -> TestApp {
         let (database_url, dir) = fresh_database().await;
         let service = oauthlink::app::open(&config(&database_url))
             .await
@@ -103,7 +112,9 @@ impl TestApp {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let origins: Vec<String> = cors_origins.iter().map(|o| o.to_string()).collect();
         let cors = oauthlink::server::cors_layer(&origins).unwrap();
-        let app = router_with_cors(AppState::new(service.clone(), shape), 64 * 1024, cors);
+        let state = customize(AppState::new(service.clone(), shape));
+        let app = router_with_cors(state, 64 * 1024, cors)
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         TestApp {
             base,

@@ -80,3 +80,83 @@ async fn request_ids_are_kept_or_made_and_bodies_are_limited() {
     assert_eq!(body["errors"][0]["extensions"]["code"], "PAYLOAD_TOO_LARGE");
     assert!(body.get("data").is_none_or(Value::is_null));
 }
+
+#[tokio::test]
+async fn failed_authentication_is_throttled_per_address_on_both_apis() {
+    let app = TestApp::spawn_custom(RestShape::Documented, &[], |state| {
+        state.with_auth_failures_per_minute(3)
+    })
+    .await;
+    let path = "/api/v3/sources/user_connections/oauth/";
+    // Missing credentials are not failures: they never count.
+    for _ in 0..5 {
+        let (status, _) = app.rest(reqwest::Method::GET, path, None, None).await;
+        assert_eq!(status, 403);
+    }
+    for _ in 0..3 {
+        let (status, body) = app
+            .rest(reqwest::Method::GET, path, Some("wrong-key"), None)
+            .await;
+        assert_eq!(
+            (status, &body),
+            (403, &json!({"detail": "Token invalid/expired"}))
+        );
+    }
+    // Over the allowance: refused before the credentials are looked at, the right key too.
+    let r = app
+        .client
+        .get(format!("{}{path}", app.base))
+        .bearer_auth(&app.superuser_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    let retry_after: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=20).contains(&retry_after), "{retry_after}");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "throttled");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("Request was throttled.")
+    );
+
+    let response = app
+        .graphql(
+            Some(&app.superuser_key),
+            "{ userOAuthSourceConnections { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(crate::helpers::code(&response), "RATE_LIMITED");
+    let retry = response["errors"][0]["extensions"]["retryAfter"]
+        .as_u64()
+        .unwrap();
+    assert!((1..=20).contains(&retry), "{response}");
+    // Endpoints without credentials stay open.
+    let (status, _) = app
+        .rest(reqwest::Method::GET, "/-/health/live/", None, None)
+        .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn without_a_limit_failures_are_never_throttled() {
+    let app = TestApp::spawn().await;
+    for _ in 0..30 {
+        let (status, _) = app
+            .rest(
+                reqwest::Method::GET,
+                "/api/v3/sources/user_connections/oauth/",
+                Some("wrong-key"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 403);
+    }
+}
