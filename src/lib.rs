@@ -7,6 +7,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod graphql;
+pub mod metrics;
 pub mod rest;
 pub mod server;
 pub mod storage;

@@ -19,6 +19,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::{Config, RestShape, ServeArgs};
 use crate::domain::permission::Principal;
 use crate::domain::{Error, Service};
+use crate::metrics::{self, Metrics};
 use crate::throttle::FailedAuthThrottle;
 use crate::{app, cli, graphql, rest};
 
@@ -29,6 +30,7 @@ pub struct AppState {
     pub rest_shape: RestShape,
     /// None: failed authentications are not throttled.
     pub throttle: Option<Arc<FailedAuthThrottle>>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -38,6 +40,7 @@ impl AppState {
             service,
             rest_shape,
             throttle: None,
+            metrics: Arc::new(Metrics::new()),
         }
     }
 
@@ -128,6 +131,11 @@ pub fn router_with_cors(state: AppState, body_limit: usize, cors: Option<CorsLay
         .route("/graphql", get(graphql::get).post(graphql::post))
         .merge(graphql::graphiql::asset_routes())
         .merge(rest::routes())
+        .route("/metrics", get(metrics::serve))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::record,
+        ))
         .fallback(rest::not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -2,6 +2,7 @@
 mod errors;
 pub mod graphiql;
 mod mutation;
+mod operation;
 mod query;
 mod types;
 
@@ -32,7 +33,8 @@ pub fn schema(service: Option<Service>) -> Schema {
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .limit_recursive_depth(64)
-        .extension(ErrorCodes);
+        .extension(ErrorCodes)
+        .extension(operation::OperationLabel);
     if let Some(service) = service {
         builder = builder.data(service);
     }
@@ -92,11 +94,33 @@ async fn execute(
     client: ClientAddr,
     request: Request,
 ) -> Response {
+    let slot = operation::OperationSlot::default();
     let request = request
         .data(Caller::new(authorization(headers), client))
+        .data(slot.clone())
         .data(state.clone());
     let response = state.schema.execute(request).await;
-    async_graphql_axum::GraphQLResponse::from(response).into_response()
+    let outcome = response.errors.first().map_or_else(
+        || "ok".to_owned(),
+        |e| {
+            e.extensions
+                .as_ref()
+                .and_then(|x| x.get("code"))
+                .map_or_else(
+                    || "uncoded".to_owned(),
+                    |code| match code {
+                        async_graphql::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    },
+                )
+        },
+    );
+    let mut http = async_graphql_axum::GraphQLResponse::from(response).into_response();
+    http.extensions_mut().insert(crate::metrics::Outcome {
+        operation: slot.label(),
+        outcome,
+    });
+    http
 }
 
 fn refuse(status: StatusCode, message: &str, code: ErrorCode) -> Response {

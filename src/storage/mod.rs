@@ -50,6 +50,7 @@ pub struct Store {
     /// SQLite allows one writer: writers queue here instead of failing with "database is
     /// locked" when two deferred transactions both try to upgrade.
     write_gate: Option<Arc<Mutex<()>>>,
+    max_connections: u32,
 }
 
 /// The kinds of database this service runs on.
@@ -57,6 +58,14 @@ pub struct Store {
 pub enum Backend {
     Sqlite,
     Postgres,
+}
+
+/// Connections of the pool: open (idle or in use), idle, and the configured maximum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolStats {
+    pub open: u32,
+    pub idle: u32,
+    pub max: u32,
 }
 
 /// A fixed key for the PostgreSQL advisory lock that serialises migrations and bootstrap
@@ -93,6 +102,7 @@ impl Store {
             db,
             statements,
             write_gate,
+            max_connections: options.max_connections,
         })
     }
 
@@ -166,6 +176,25 @@ impl Store {
         let gate = self.write_gate().await;
         let txn = self.db.begin().await.map_err(db_error)?;
         Ok((gate, txn))
+    }
+
+    /// The connection pool right now, for /metrics.
+    pub fn pool_stats(&self) -> PoolStats {
+        let (open, idle) = match self.db.get_database_backend() {
+            DbBackend::Sqlite => {
+                let pool = self.db.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            _ => {
+                let pool = self.db.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+        };
+        PoolStats {
+            open,
+            idle: u32::try_from(idle).unwrap_or(u32::MAX),
+            max: self.max_connections,
+        }
     }
 
     /// Statements executed so far (SQLite and PostgreSQL alike).

@@ -160,3 +160,88 @@ async fn without_a_limit_failures_are_never_throttled() {
         assert_eq!(status, 403);
     }
 }
+
+/// The value of the sample line that starts with `series` (labels included), if any.
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_operation_and_outcome() {
+    let app = TestApp::spawn().await;
+    let key = Some(app.superuser_key.as_str());
+    let input = json!({"input": {"source": app.source, "identifier": "metered"}});
+    for _ in 0..2 {
+        app.graphql(key, crate::helpers::CREATE, input.clone())
+            .await;
+    }
+    app.graphql(key, "{ noSuchField }", json!({})).await;
+    app.rest(
+        reqwest::Method::GET,
+        "/api/v3/sources/user_connections/oauth/",
+        key,
+        None,
+    )
+    .await;
+    let r = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = r.text().await.unwrap();
+    let create = r#"api="graphql",operation="mutation createUserOAuthConnection""#;
+    assert_eq!(
+        sample(
+            &text,
+            &format!(r#"oauthlink_requests_total{{{create},outcome="ok"}}"#)
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!(r#"oauthlink_requests_total{{{create},outcome="CONFLICT"}}"#)
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!(r#"oauthlink_request_duration_seconds_count{{{create},outcome="CONFLICT"}}"#)
+        ),
+        Some(1.0)
+    );
+    // A document that does not validate is `invalid`: clients cannot invent label values.
+    assert_eq!(
+        sample(
+            &text,
+            r#"oauthlink_requests_total{api="graphql",operation="invalid",outcome="GRAPHQL_VALIDATION_FAILED"}"#
+        ),
+        Some(1.0)
+    );
+    assert!(!text.contains("noSuchField"));
+    assert_eq!(
+        sample(
+            &text,
+            r#"oauthlink_requests_total{api="rest",operation="GET /api/v3/sources/user_connections/oauth/",outcome="200"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, r#"oauthlink_db_pool_connections{state="max"}"#),
+        Some(8.0)
+    );
+    assert!(sample(&text, r#"oauthlink_db_pool_connections{state="open"}"#).unwrap() >= 1.0);
+    assert!(sample(&text, "oauthlink_db_statements_total").unwrap() > 0.0);
+}

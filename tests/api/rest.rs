@@ -978,3 +978,81 @@ async fn health_endpoints() {
         .await;
     assert_eq!((status, body), (404, json!({"detail": "Not found."})));
 }
+
+#[tokio::test]
+async fn audit_list_is_for_superusers_paged_and_holds_no_secret() {
+    let app = TestApp::spawn().await;
+    let admin = Some(app.superuser_key.as_str());
+    let path = "/api/v3/oauthlink/audit_events/";
+    let (_, plain) = app.user("plain", &[Permission::AddConnection]).await;
+    let (status, body) = app.rest(Method::GET, path, Some(&plain), None).await;
+    assert_eq!(
+        (status, body),
+        (
+            403,
+            json!({"detail": "You do not have permission to perform this action."})
+        )
+    );
+    let (status, _) = app.rest(Method::GET, path, None, None).await;
+    assert_eq!(status, 403);
+
+    let secret = "gho_audit_secret_token";
+    let (status, created) = post(
+        &app,
+        admin,
+        json!({"source": app.source, "identifier": "audited", "access_token": secret}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let detail = at(&created["pk"]);
+    let (status, _) = app
+        .rest(
+            Method::PATCH,
+            &detail,
+            admin,
+            Some(json!({"identifier": "audited-2"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = app.rest(Method::DELETE, &detail, admin, None).await;
+    assert_eq!(status, 204);
+
+    let (status, page) = app
+        .rest(Method::GET, &format!("{path}?page_size=2"), admin, None)
+        .await;
+    assert_eq!(status, 200);
+    assert!(!page.to_string().contains(secret));
+    assert_eq!(page["pagination"]["count"], 3);
+    assert_eq!(page["pagination"]["total_pages"], 2);
+    let actions: Vec<&str> = page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["delete", "update"], "newest first");
+    assert_eq!(page["results"][0]["connection"], created["pk"]);
+    assert_eq!(page["results"][1]["identifier"], "audited-2");
+
+    let (status, last) = app
+        .rest(
+            Method::GET,
+            &format!("{path}?page_size=2&page=last"),
+            admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(last["pagination"]["current"], 2);
+    assert_eq!(last["results"][0]["action"], "create");
+    assert_eq!(last["results"][0]["source"], json!(app.source));
+    let (status, body) = app
+        .rest(
+            Method::GET,
+            &format!("{path}?page_size=2&page=3"),
+            admin,
+            None,
+        )
+        .await;
+    assert_eq!((status, body), (404, json!({"detail": "Invalid page."})));
+}
