@@ -19,7 +19,7 @@ use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, RuntimeErr, SqlErr, TransactionTrait,
+    DbErr, RuntimeErr, SqlErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -164,7 +164,19 @@ impl Store {
     /// A write transaction (queued behind other writers on SQLite).
     async fn write_txn(&self) -> Result<(Option<MutexGuard<'_, ()>>, DatabaseTransaction), Error> {
         let gate = self.write_gate().await;
-        let txn = self.db.begin().await.map_err(db_error)?;
+        let txn = match gate {
+            // The gate only queues this process's writers. Against another process on the
+            // same file, a deferred transaction that reads first cannot upgrade to a writer
+            // once the other committed ("database is locked", no busy wait): take the write
+            // lock at BEGIN, which waits out the busy timeout instead.
+            Some(_) => self.db.begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            }),
+            None => self.db.begin(),
+        }
+        .await
+        .map_err(db_error)?;
         Ok((gate, txn))
     }
 
