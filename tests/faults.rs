@@ -465,3 +465,237 @@ async fn sqlite_sigkill_under_load_loses_no_acknowledged_write() {
         outcomes.len()
     );
 }
+
+/// A PostgreSQL cluster of this test's own (data directory, port), stopped and removed on
+/// drop. As root, PostgreSQL runs as `postgres` (initdb refuses root).
+struct OwnedPostgres {
+    bin: PathBuf,
+    dir: TempDir,
+    port: u16,
+    as_postgres: bool,
+}
+
+impl OwnedPostgres {
+    /// None when the binaries are not installed.
+    fn bin_dir() -> Option<PathBuf> {
+        let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let version = e.file_name().to_str()?.parse().ok()?;
+                let bin = e.path().join("bin");
+                (bin.join("initdb").exists() && bin.join("pg_ctl").exists())
+                    .then_some((version, bin))
+            })
+            .collect();
+        found.sort();
+        found.pop().map(|(_, bin)| bin)
+    }
+
+    fn create(bin: PathBuf) -> OwnedPostgres {
+        let dir = TempDir::new("oauthlink-pg");
+        let as_postgres = String::from_utf8(Command::new("id").arg("-u").output().unwrap().stdout)
+            .unwrap()
+            .trim()
+            == "0";
+        if as_postgres {
+            let status = Command::new("chown")
+                .args(["postgres:", dir.0.to_str().unwrap()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let pg = OwnedPostgres {
+            bin,
+            dir,
+            port,
+            as_postgres,
+        };
+        let data = pg.data();
+        pg.run(
+            "initdb",
+            &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"],
+        );
+        pg
+    }
+
+    fn data(&self) -> String {
+        self.dir.0.join("data").display().to_string()
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let tool = self.bin.join(tool);
+        let mut command = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&tool);
+            c
+        } else {
+            Command::new(&tool)
+        };
+        let out = command.args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{tool:?} {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn start(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.0.display()
+        );
+        let log = self.dir.0.join("postgres.log").display().to_string();
+        let data = self.data();
+        self.run(
+            "pg_ctl",
+            &[
+                "-D", &data, "-l", &log, "-o", &options, "-w", "-t", "30", "start",
+            ],
+        );
+    }
+
+    /// Immediate: backends die at once, as in a crash.
+    fn stop(&self) {
+        let data = self.data();
+        self.run("pg_ctl", &["-D", &data, "-m", "immediate", "-w", "stop"]);
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for OwnedPostgres {
+    fn drop(&mut self) {
+        let data = self.data();
+        let tool = self.bin.join("pg_ctl");
+        let mut command = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&tool);
+            c
+        } else {
+            Command::new(&tool)
+        };
+        let _ = command
+            .args(["-D", &data, "-m", "immediate", "-w", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+async fn status_of(client: &reqwest::Client, url: String) -> u16 {
+    client.get(url).send().await.unwrap().status().as_u16()
+}
+
+/// PostgreSQL stopped mid-load and started again, oauthlink left running: while it is down
+/// requests fail fast (well inside the database timeout) with the typed unavailable error,
+/// ready says 503 and live 200; when it is back, service resumes by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_outage_fails_fast_and_recovers_without_restart() {
+    let Some(bin) = OwnedPostgres::bin_dir() else {
+        assert!(
+            std::env::var("OAUTHLINK_FAULT_TESTS").as_deref() != Ok("1"),
+            "OAUTHLINK_FAULT_TESTS=1 but no PostgreSQL binaries in /usr/lib/postgresql/*/bin"
+        );
+        eprintln!("skipped: no PostgreSQL binaries in /usr/lib/postgresql/*/bin");
+        return;
+    };
+    let pg = OwnedPostgres::create(bin);
+    pg.start();
+    let url = pg.url();
+    let seed = Arc::new(seed(&url).await);
+    // A long database timeout: failing fast must not mean waiting it out.
+    let timeout = Duration::from_secs(10);
+    let fast = Duration::from_secs(5);
+    let server = Server::start(&url, &seed, &[("OAUTHLINK_DATABASE_TIMEOUT_SECONDS", "10")]);
+    let base = server.base.clone();
+    let client = client();
+    let load = Load::start(&base, &seed, 8);
+    load.wait_for_acks(20).await;
+
+    pg.stop();
+    let down = Instant::now();
+    // Requests sent while the database is down, one of each kind, a few times over.
+    for round in 0..3 {
+        let started = Instant::now();
+        let user = seed.users[USERS - 1 - round];
+        let outcome = create(&client, &base, &seed, user, &format!("down-{round}"), true).await;
+        assert_eq!(outcome, Outcome::Unavailable);
+        let outcome = create(
+            &client,
+            &base,
+            &seed,
+            user,
+            &format!("down-r{round}"),
+            false,
+        )
+        .await;
+        assert_eq!(outcome, Outcome::Unavailable);
+        let response = client
+            .get(format!("{base}{REST}"))
+            .bearer_auth(&seed.key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 503);
+        let body: Value = response.json().await.unwrap();
+        assert!(body["detail"].is_string(), "{body}");
+        assert_eq!(
+            status_of(&client, format!("{base}/-/health/ready/")).await,
+            503
+        );
+        assert_eq!(
+            status_of(&client, format!("{base}/-/health/live/")).await,
+            200
+        );
+        let took = started.elapsed();
+        assert!(took < fast, "round {round} took {took:?}");
+    }
+    let outcomes = load.finish().await;
+    // The load's own requests: created before the stop, unavailable after; nothing else, and
+    // none waited out the database timeout.
+    let odd: Vec<_> = outcomes
+        .iter()
+        .filter(|(_, o, took)| {
+            !matches!(o, Outcome::Created(_) | Outcome::Unavailable) || *took >= timeout
+        })
+        .collect();
+    assert!(odd.is_empty(), "{odd:?}");
+    let unavailable = outcomes
+        .iter()
+        .filter(|(_, o, _)| *o == Outcome::Unavailable)
+        .count();
+    assert!(unavailable > 0, "the load saw the outage");
+
+    pg.start();
+    let back = Instant::now();
+    loop {
+        if status_of(&client, format!("{base}/-/health/ready/")).await == 200 {
+            break;
+        }
+        assert!(back.elapsed() < Duration::from_secs(30), "not ready again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (i, graphql) in [true, false].into_iter().enumerate() {
+        let user = seed.users[USERS - 10 - i];
+        let outcome = create(&client, &base, &seed, user, &format!("back-{i}"), graphql).await;
+        assert!(matches!(outcome, Outcome::Created(_)), "{outcome:?}");
+    }
+    assert_durable(&url, &seed.source, &acknowledged(&outcomes)).await;
+    eprintln!(
+        "outage: {} creates before the stop, {unavailable} answered unavailable, down {:?}, ready again {:?} after the start",
+        acknowledged(&outcomes).len(),
+        back - down,
+        back.elapsed()
+    );
+    drop(server);
+}
