@@ -28,7 +28,7 @@ enum Outcome {
 
 /// One create by the superuser, through GraphQL (even `i`) or REST (odd `i`).
 async fn create(app: &TestApp, i: usize, user: i32, source: Uuid, identifier: &str) -> Outcome {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         let r = app
             .graphql(
                 Some(&app.superuser_key),
@@ -339,7 +339,7 @@ async fn mixed_load(n: usize) {
     for c in clients {
         c.await.unwrap();
     }
-    let ledger = ledger.lock().unwrap();
+    let ledger = std::mem::take(&mut *ledger.lock().unwrap());
     assert!(ledger.unexpected.is_empty(), "{:?}", ledger.unexpected);
     let db = all[0].service.store().connection();
     let actual: BTreeMap<i32, String> = conn::Entity::find()
