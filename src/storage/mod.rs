@@ -2,6 +2,7 @@
 //! error (constraint names to field errors, lost connections to `Unavailable`).
 mod connections;
 mod events;
+mod reach;
 mod sources;
 mod tokens;
 mod users;
@@ -19,7 +20,7 @@ use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, RuntimeErr, SqlErr, TransactionTrait,
+    DbErr, RuntimeErr, SqlErr, SqliteTransactionMode, TransactionOptions,
 };
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -44,7 +45,8 @@ impl Default for StoreOptions {
 
 #[derive(Clone, Debug)]
 pub struct Store {
-    db: DatabaseConnection,
+    /// The pool; on PostgreSQL it fails fast while the server refuses connections.
+    db: reach::Db,
     /// Statements run through the pool, for tests that count queries.
     statements: Arc<AtomicU64>,
     /// SQLite allows one writer: writers queue here instead of failing with "database is
@@ -98,6 +100,7 @@ impl Store {
             DbBackend::Sqlite => Some(Arc::new(Mutex::new(()))),
             _ => None,
         };
+        let db = reach::Db::new(db, url, options.timeout);
         Ok(Store {
             db,
             statements,
@@ -142,7 +145,9 @@ impl Store {
 
     /// Number of migrations not yet applied.
     pub async fn pending_migrations(&self) -> anyhow::Result<usize> {
-        Ok(Migrator::get_pending_migrations(&self.db).await?.len())
+        Ok(Migrator::get_pending_migrations(&self.db.inner)
+            .await?
+            .len())
     }
 
     async fn lock_for_setup(&self, txn: &DatabaseTransaction) -> Result<(), DbErr> {
@@ -174,7 +179,18 @@ impl Store {
     /// A write transaction (queued behind other writers on SQLite).
     async fn write_txn(&self) -> Result<(Option<MutexGuard<'_, ()>>, DatabaseTransaction), Error> {
         let gate = self.write_gate().await;
-        let txn = self.db.begin().await.map_err(db_error)?;
+        // The gate only queues this process's writers. Against another process on the same
+        // SQLite file, a deferred transaction that reads first cannot upgrade to a writer once
+        // the other committed ("database is locked", no busy wait): take the write lock at
+        // BEGIN, which waits out the busy timeout instead. (Ignored by PostgreSQL.)
+        let txn = self
+            .db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: gate.as_ref().map(|_| SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await
+            .map_err(db_error)?;
         Ok((gate, txn))
     }
 
@@ -205,7 +221,7 @@ impl Store {
     #[doc(hidden)]
     /// The raw connection, for tests that bypass the service.
     pub fn connection(&self) -> &DatabaseConnection {
-        &self.db
+        &self.db.inner
     }
 }
 

@@ -24,6 +24,8 @@ pub struct TestApp {
     pub database_url: String,
     pub superuser_key: String,
     pub source: Uuid,
+    /// What the service was opened with (a second instance needs the same secret key).
+    pub config: Config,
     _dir: Option<tempfile_dir::TempDir>,
 }
 
@@ -96,9 +98,8 @@ impl TestApp {
         customize: impl FnOnce(AppState) -> AppState,
     ) -> TestApp {
         let (database_url, dir) = fresh_database().await;
-        let service = oauthlink::app::open(&config(&database_url))
-            .await
-            .expect("open service");
+        let config = config(&database_url);
+        let service = oauthlink::app::open(&config).await.expect("open service");
         let superuser_key = generate_api_key();
         oauthlink::cli::bootstrap(&service, Some(&superuser_key))
             .await
@@ -123,7 +124,36 @@ impl TestApp {
             database_url,
             superuser_key,
             source,
+            config,
             _dir: dir,
+        }
+    }
+
+    /// Another instance of the service over this app's database (its own pool and port), as
+    /// in a scaled-out deployment. Same superuser key and source; the database stays owned by
+    /// `self`.
+    #[allow(dead_code)]
+    pub async fn another_instance(&self) -> TestApp {
+        let service = oauthlink::app::open(&self.config)
+            .await
+            .expect("open second instance");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = router_with_cors(
+            AppState::new(service.clone(), RestShape::Documented),
+            64 * 1024,
+            None,
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        TestApp {
+            base,
+            client: reqwest::Client::new(),
+            service,
+            database_url: self.database_url.clone(),
+            superuser_key: self.superuser_key.clone(),
+            source: self.source,
+            config: self.config.clone(),
+            _dir: None,
         }
     }
 

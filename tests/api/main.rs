@@ -3,6 +3,7 @@
 mod helpers;
 
 mod authz;
+mod concurrency;
 mod graphql;
 mod openapi;
 mod operations;
