@@ -277,7 +277,12 @@ async fn create(
     } else {
         match (status, body["pk"].as_i64()) {
             (201, Some(pk)) => Outcome::Created(pk as i32),
-            (503, _) if body["detail"].is_string() && body.as_object().unwrap().len() == 1 => {
+            // authentik's `detail` shape, with oauthlink's code for this outcome.
+            (503, _)
+                if body["detail"].is_string()
+                    && body["code"] == "service_unavailable"
+                    && body.as_object().unwrap().len() == 2 =>
+            {
                 Outcome::Unavailable
             }
             _ => Outcome::Other(format!("{status} {body}")),
@@ -649,6 +654,7 @@ async fn postgres_outage_fails_fast_and_recovers_without_restart() {
         assert_eq!(response.status().as_u16(), 503);
         let body: Value = response.json().await.unwrap();
         assert!(body["detail"].is_string(), "{body}");
+        assert_eq!(body["code"], "service_unavailable", "{body}");
         assert_eq!(
             status_of(&client, format!("{base}/-/health/ready/")).await,
             503

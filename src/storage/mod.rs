@@ -198,11 +198,11 @@ impl Store {
     pub fn pool_stats(&self) -> PoolStats {
         let (open, idle) = match self.db.get_database_backend() {
             DbBackend::Sqlite => {
-                let pool = self.db.get_sqlite_connection_pool();
+                let pool = self.db.inner.get_sqlite_connection_pool();
                 (pool.size(), pool.num_idle())
             }
             _ => {
-                let pool = self.db.get_postgres_connection_pool();
+                let pool = self.db.inner.get_postgres_connection_pool();
                 (pool.size(), pool.num_idle())
             }
         };
