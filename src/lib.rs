@@ -11,5 +11,6 @@ pub mod metrics;
 pub mod rest;
 pub mod server;
 pub mod storage;
+pub mod strict_json;
 pub mod telemetry;
 pub mod throttle;

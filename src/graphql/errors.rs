@@ -277,7 +277,8 @@ fn library_field_error(message: &str, variables: &Variables) -> Option<FieldErro
             _ => validation::not_a_string(field),
         });
     }
-    // `Failed to parse "UUID": … (occurred while parsing "CreateUserOAuthConnectionInput")`
+    // `Failed to parse "UUID": … (occurred while parsing "CreateUserOAuthConnectionInput")`,
+    // `Expected input type "DateTime", found 17. (occurred while parsing …)`
     match *quoted.first()? {
         "UUID" => Some(FieldError {
             field: "source",
@@ -327,7 +328,8 @@ impl Extension for ErrorCodesExtension {
                 continue;
             }
             // What is left uncoded comes from input coercion during execution.
-            if e.message.starts_with("Failed to parse") || e.message.starts_with("Invalid value") {
+            let coercion = ["Failed to parse", "Invalid value", "Expected input type"];
+            if coercion.iter().any(|p| e.message.starts_with(p)) {
                 set_code(e, ErrorCode::BadUserInput);
                 set_field_error(e, &self.variables());
             } else {

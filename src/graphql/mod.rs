@@ -176,7 +176,8 @@ pub async fn post(
             ErrorCode::BadRequest,
         );
     }
-    let request: Request = match serde_json::from_slice(&body) {
+    let parsed = crate::strict_json::from_slice(&body).and_then(serde_json::from_value);
+    let request: Request = match parsed {
         Ok(r) => r,
         Err(e) => {
             return refuse(

@@ -57,7 +57,7 @@ pub fn json_object(
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
-    let value: Value = serde_json::from_slice(body)
+    let value = crate::strict_json::from_slice(body)
         .map_err(|e| detail(StatusCode::BAD_REQUEST, format!("JSON parse error - {e}")))?;
     match value {
         Value::Object(map) => Ok(map),

@@ -5,6 +5,7 @@ mod helpers;
 mod authz;
 mod concurrency;
 mod graphql;
+mod hostile;
 mod openapi;
 mod operations;
 mod rest;
