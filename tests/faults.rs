@@ -434,6 +434,59 @@ async fn sigterm_under_load_exits_cleanly_and_keeps_acknowledged_writes() {
     );
 }
 
+/// A request already in flight when SIGTERM arrives (its body half sent) is still answered
+/// and its write kept; a connection opened after the signal is refused; then exit 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_a_request_in_flight() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = TempDir::new("oauthlink-inflight");
+    let url = sqlite_url(&dir.0);
+    let seed = seed(&url).await;
+    let mut server = Server::start(&url, &seed, &[("OAUTHLINK_SHUTDOWN_GRACE_SECONDS", "10")]);
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let body = format!(
+        r#"{{"source": "{}", "identifier": "in-flight", "user": {}}}"#,
+        seed.source, seed.users[0]
+    );
+    let head = format!(
+        "POST {REST} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        seed.key,
+        body.len()
+    );
+    let (first, rest) = body.split_at(body.len() / 2);
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(first.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    server.signal("-TERM");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "exited with a request in flight"
+    );
+    assert!(
+        tokio::net::TcpStream::connect(&address).await.is_err(),
+        "a new connection after SIGTERM is refused"
+    );
+    stream.write_all(rest.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+
+    let status = tokio::task::block_in_place(|| server.wait(Duration::from_secs(10)));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?}\n{}",
+        server.log()
+    );
+    let pk: Value = serde_json::from_str(response.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let pk = pk["pk"].as_i64().unwrap() as i32;
+    assert_durable(&url, &seed.source, &[(pk, "in-flight".to_owned())]).await;
+}
+
 /// SIGKILL mid-load on SQLite, then a restart on the same file: every acknowledged create
 /// is there, served by the restarted binary.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
