@@ -33,8 +33,9 @@ pub fn schema(service: Option<Service>) -> Schema {
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .limit_recursive_depth(64)
-        .extension(ErrorCodes)
-        .extension(operation::OperationLabel);
+        // Outermost, so it names whatever document the inner chain returns (parsed or kept).
+        .extension(operation::OperationLabel)
+        .extension(ErrorCodes);
     if let Some(service) = service {
         builder = builder.data(service);
     }
