@@ -13,5 +13,5 @@ INSERT INTO user_oauth_source_connections (user_id, source_id, identifier, acces
   RETURNING id, user_id, source_id, identifier, expires, created, last_updated \gset
 SELECT uuid, name, slug, enabled, promoted, authentication_flow_id, enrollment_flow_id, policy_engine_mode,
        user_matching_mode, managed, user_path_template, icon, kind, provider_type
-  FROM sources WHERE uuid = :'source_id';
+  FROM sources WHERE uuid = :source_id;
 COMMIT;
