@@ -270,34 +270,34 @@ if prof:
         per = f", {total / n:,.0f} instructions per request" if total and n else ""
         w(f"### {name}: {drive.get('ok', '?')} creates ({drive.get('bad', '?')} failed){per}")
         w("")
-        w("Top inclusive (share of all instructions in the server):")
+        w("Top inclusive items, instructions per request (share of all instructions in the server). Generic frames")
+        w("(runtime, thread start, `Future::poll` adapters, tower/axum/hyper plumbing above the handler) are left out:")
         w("")
         w("```")
         body = text.split("file:function", 1)[-1].strip().splitlines()
+        skip = re.compile(r"tokio::runtime|std::sys|clone\.S|pthread_create|call_once|core::pin::Pin|"
+                          r"future::future::map::Map|Oneshot|MapIntoResponseFuture|RouteFuture|PollFn|"
+                          r"hyper_util|Dispatcher|handle_connection|tower_http::(trace|request_id|catch_panic)|"
+                          r"Handler<|NextRequest::run|Extension::execute|resolver_utils::container|"
+                          r"Extensions::resolve|Extension::resolve|poll_fn|try_future|TryFlatten|AndThen|Fuse<|"
+                          r"__rust_begin_short_backtrace|Instrumented<|Schema<Query")
         shown = 0
         for line in body:
-            if not line.strip():
+            m2 = re.match(r"\s*([\d,]+) \(\s*([\d.]+)%\)\s+(.*)", line)
+            if not m2:
                 continue
-            line = re.sub(r"\s+", " ", line.strip())
-            if len(line) > 170:
-                line = line[:167] + "..."
-            w(line)
+            cost, share, name = int(m2.group(1).replace(",", "")), m2.group(2), m2.group(3)
+            if skip.search(name) or float(share) > 100:
+                continue
+            name = re.sub(r"\s*\[[^\]]*\]$", "", name).replace("???:", "")
+            if len(name) > 140:
+                name = name[:137] + "..."
+            w(f"{cost / max(n, 1):>10,.0f} ({float(share):5.1f}%)  {name}")
             shown += 1
-            if shown >= 40:
+            if shown >= 45:
                 break
         w("```")
         w("")
-        selff = os.path.join(out, f"callgrind-{name}-self.txt")
-        if os.path.exists(selff):
-            body = open(selff).read().split("file:function", 1)[-1].strip().splitlines()
-            w("Top self cost:")
-            w("")
-            w("```")
-            for line in [l for l in body if l.strip()][:20]:
-                line = re.sub(r"\s+", " ", line.strip())
-                w(line[:167] + ("..." if len(line) > 170 else ""))
-            w("```")
-            w("")
 
 notes = os.path.join(here, "notes.md")
 if os.path.exists(notes):
