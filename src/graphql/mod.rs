@@ -31,7 +31,7 @@ pub fn schema(service: Option<Service>) -> Schema {
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .limit_recursive_depth(64)
-        .extension(ErrorCodes);
+        .extension(ErrorCodes::default());
     if let Some(service) = service {
         builder = builder.data(service);
     }
