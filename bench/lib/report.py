@@ -242,7 +242,10 @@ if growth:
                     cells_.append("–")
                     continue
                 r = m[0]
-                bad = r["non2xx"] + r["errors"]
+                bad = r["non2xx"] + r["errors"] + r.get("socket_errors", 0)
+                if r["requests"] == 0:
+                    cells_.append(f"none done in {r['duration_us'] / 1e6:.0f} s")
+                    continue
                 cells_.append(f"{r['p50_us'] / 1000:.2f} / {r['p99_us'] / 1000:.2f}" + (f" ({bad} err)" if bad else ""))
             w(f"| {op} | " + " | ".join(cells_) + " |")
         seeds = [s for s in growth_seed if s["db"] == db]
