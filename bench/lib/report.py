@@ -96,8 +96,8 @@ w(f"- wrk {meta.get('wrk', '?')} (1 thread, on the same 2 cores as the server), 
 loads = [c.get("load_before", 0) for c in cells]
 w(f"- 1-minute load average: {meta.get('load_start', '?')} at the start, {load_end} at the end; "
   f"before the cells: min {min(loads, default=0):.2f}, max {max(loads, default=0):.2f}. "
-  "A load above ~2 before a cell means another process (usually a compiler) shared the 2 cores during it; "
-  "the load generator itself always shares them.")
+  "The benchmark itself keeps the 1-minute load near 2–3 (wrk, the server, the database); a value well above "
+  "that before a cell means another process (on this machine, other engineers' compilers) shared the 2 cores.")
 w("")
 
 # ---- targets ---------------------------------------------------------------------------------
