@@ -15,9 +15,9 @@ function setup(thread)
   table.insert(threads, thread)
 end
 
-local kind, token, sources, first_user, start, nthreads, n = nil, nil, {}, 0, 0, 1, 0
--- globals: read by done() through thread:get()
-tid, non2xx, gql_errors, ok = 0, 0, 0, 0
+local kind, token, sources, first_user, start, nthreads = nil, nil, {}, 0, 0, 1
+-- globals: read by done() through thread:get(); n = requests generated (sent) by this thread
+tid, n, non2xx, gql_errors, ok = 0, 0, 0, 0, 0
 
 function init(args)
   kind = os.getenv("BENCH_KIND") or "graphql"
@@ -79,14 +79,15 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local a, b, c = 0, 0, 0
+  local a, b, c, sent = 0, 0, 0, 0
   for _, t in ipairs(threads) do
+    sent = sent + (t:get("n") or 0)
     a = a + (t:get("ok") or 0)
     b = b + (t:get("non2xx") or 0)
     c = c + (t:get("gql_errors") or 0)
   end
-  io.write(string.format("BENCH requests=%d duration_us=%d ok=%d non2xx=%d errors=%d socket_errors=%d p50_us=%d p99_us=%d p999_us=%d max_us=%d\n",
-    summary.requests, summary.duration, a, b, c,
+  io.write(string.format("BENCH sent=%d requests=%d duration_us=%d ok=%d non2xx=%d errors=%d socket_errors=%d p50_us=%d p99_us=%d p999_us=%d max_us=%d\n",
+    sent, summary.requests, summary.duration, a, b, c,
     summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
     latency:percentile(50), latency:percentile(99), latency:percentile(99.9), latency.max))
 end
