@@ -1,5 +1,6 @@
 //! The one place domain errors become GraphQL errors, and the extension that gives every
 //! library-produced error (parse, validation, limits, input coercion) a code too.
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::extensions::{
@@ -299,18 +300,53 @@ fn set_field_error(e: &mut ServerError, variables: &Variables) {
 }
 
 /// Gives every error a code: the library's own errors get theirs by the phase they come from.
-pub struct ErrorCodes;
+/// Also keeps the parsed documents of recent queries.
+#[derive(Default)]
+pub struct ErrorCodes {
+    parsed: Arc<ParsedQueries>,
+}
 
 impl ExtensionFactory for ErrorCodes {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ErrorCodesExtension::default())
+        Arc::new(ErrorCodesExtension {
+            variables: Default::default(),
+            parsed: self.parsed.clone(),
+        })
+    }
+}
+
+/// Parsed documents by query text. Clients send the same few documents with different
+/// variables; parsing one was the largest single item of a create's cost (callgrind, issue 5).
+/// Bounded: at most `PARSED_QUERIES` documents of at most `PARSED_QUERY_MAX_LEN` bytes, emptied
+/// when full. Only documents that parsed and passed the alias limit are kept.
+#[derive(Default)]
+struct ParsedQueries(std::sync::Mutex<HashMap<String, ExecutableDocument>>);
+
+const PARSED_QUERIES: usize = 64;
+const PARSED_QUERY_MAX_LEN: usize = 4096;
+
+impl ParsedQueries {
+    fn get(&self, query: &str) -> Option<ExecutableDocument> {
+        self.0.lock().ok()?.get(query).cloned()
+    }
+
+    fn put(&self, query: &str, doc: &ExecutableDocument) {
+        if query.len() > PARSED_QUERY_MAX_LEN {
+            return;
+        }
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() >= PARSED_QUERIES {
+                map.clear();
+            }
+            map.insert(query.to_owned(), doc.clone());
+        }
     }
 }
 
 /// One per request: keeps the variables to tell `null` from a wrong type.
-#[derive(Default)]
 struct ErrorCodesExtension {
     variables: std::sync::Mutex<Variables>,
+    parsed: Arc<ParsedQueries>,
 }
 
 impl ErrorCodesExtension {
@@ -355,6 +391,9 @@ impl Extension for ErrorCodesExtension {
         if let Ok(mut v) = self.variables.lock() {
             v.clone_from(variables);
         }
+        if let Some(doc) = self.parsed.get(query) {
+            return Ok(doc);
+        }
         let doc = next.run(ctx, query, variables).await.map_err(|mut e| {
             set_code(&mut e, ErrorCode::GraphqlParseFailed);
             e
@@ -370,6 +409,7 @@ impl Extension for ErrorCodesExtension {
                 ErrorCode::QueryLimitExceeded,
             ));
         }
+        self.parsed.put(query, &doc);
         Ok(doc)
     }
 

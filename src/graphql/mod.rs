@@ -35,7 +35,7 @@ pub fn schema(service: Option<Service>) -> Schema {
         .limit_recursive_depth(64)
         // Outermost, so it names whatever document the inner chain returns (parsed or kept).
         .extension(operation::OperationLabel)
-        .extension(ErrorCodes);
+        .extension(ErrorCodes::default());
     if let Some(service) = service {
         builder = builder.data(service);
     }

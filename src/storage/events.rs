@@ -29,6 +29,12 @@ pub(super) async fn record(
         .exec_without_returning(txn)
         .await
         .map_err(db_error)?;
+    audit_log(actor, action, row);
+    Ok(())
+}
+
+/// The log line of an audit event (never the access token).
+pub(super) fn audit_log(actor: i32, action: &'static str, row: &conn::Model) {
     tracing::info!(
         target: "oauthlink::audit",
         actor,
@@ -39,7 +45,6 @@ pub(super) async fn record(
         identifier = %row.identifier,
         "connection {action}"
     );
-    Ok(())
 }
 
 impl Store {

@@ -81,7 +81,10 @@ impl Store {
             .max_connections(options.max_connections)
             .min_connections(1)
             .connect_timeout(options.timeout)
-            .acquire_timeout(options.timeout);
+            .acquire_timeout(options.timeout)
+            // Ping only connections idle for a while (the ones a restart or a proxy may have
+            // cut), not every checkout: a ping per statement was a round trip per statement.
+            .test_before_acquire_if_idle_for(Duration::from_secs(1));
         let busy_timeout = options.timeout.max(Duration::from_secs(5));
         opts.map_sqlx_sqlite_opts(move |o: SqliteConnectOptions| {
             o.journal_mode(SqliteJournalMode::Wal)

@@ -2,7 +2,10 @@ use std::collections::HashMap;
 
 use chrono::Utc;
 use entity::{source, source_group_property_mapping as sgpm, source_user_property_mapping as supm};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::sea_query::{Alias, Expr, Query, SelectStatement, UnionType};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+};
 use uuid::Uuid;
 
 use super::{Store, db_error};
@@ -101,31 +104,44 @@ impl Store {
             return Ok(Vec::new());
         }
         let pks: Vec<Uuid> = rows.iter().map(|r| r.uuid).collect();
+        // Both link tables in one statement (a create reads its source: one round trip less).
+        let union = links(
+            supm::Entity,
+            supm::Column::SourceId,
+            supm::Column::PropertyMappingId,
+            "0",
+            &pks,
+        )
+        .union(
+            UnionType::All,
+            links(
+                sgpm::Entity,
+                sgpm::Column::SourceId,
+                sgpm::Column::PropertyMappingId,
+                "1",
+                &pks,
+            ),
+        )
+        .to_owned();
+        let stmt = self.db.get_database_backend().build(&union);
         let mut user_maps: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-        for link in supm::Entity::find()
-            .filter(supm::Column::SourceId.is_in(pks.iter().copied()))
-            .order_by_asc(supm::Column::PropertyMappingId)
+        let mut group_maps: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+        for link in MappingLink::find_by_statement(stmt)
             .all(&self.db)
             .await
             .map_err(db_error)?
         {
-            user_maps
-                .entry(link.source_id)
+            let maps = if link.kind == 0 {
+                &mut user_maps
+            } else {
+                &mut group_maps
+            };
+            maps.entry(link.source_id)
                 .or_default()
                 .push(link.property_mapping_id);
         }
-        let mut group_maps: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-        for link in sgpm::Entity::find()
-            .filter(sgpm::Column::SourceId.is_in(pks.iter().copied()))
-            .order_by_asc(sgpm::Column::PropertyMappingId)
-            .all(&self.db)
-            .await
-            .map_err(db_error)?
-        {
-            group_maps
-                .entry(link.source_id)
-                .or_default()
-                .push(link.property_mapping_id);
+        for list in user_maps.values_mut().chain(group_maps.values_mut()) {
+            list.sort();
         }
         rows.into_iter()
             .map(|row| {
@@ -135,6 +151,30 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// `kind`, source, mapping of the links in one link table.
+fn links<E: EntityTrait, C: ColumnTrait>(
+    entity: E,
+    source_col: C,
+    mapping_col: C,
+    kind: &'static str,
+    pks: &[Uuid],
+) -> SelectStatement {
+    Query::select()
+        .expr_as(Expr::cust(kind), Alias::new("kind"))
+        .column(source_col)
+        .column(mapping_col)
+        .from(entity)
+        .and_where(source_col.is_in(pks.iter().copied()))
+        .to_owned()
+}
+
+#[derive(FromQueryResult)]
+struct MappingLink {
+    kind: i32,
+    source_id: Uuid,
+    property_mapping_id: Uuid,
 }
 
 fn to_source(

@@ -1,6 +1,9 @@
 use chrono::{DateTime, Utc};
 use entity::{api_token, user, user_permission};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, EntityTrait, FromQueryResult, JoinType, QueryFilter,
+    QuerySelect, RelationTrait,
+};
 
 use super::{Store, db_error};
 use crate::domain::error::{CredentialProblem, Error};
@@ -21,43 +24,61 @@ impl Store {
         txn.commit().await.map_err(db_error)
     }
 
-    /// Resolves a key hash to the caller: one query for token and user, one for permissions.
+    /// Resolves a key hash to the caller in one statement: token, user and permissions
+    /// (one row per permission; the permission columns are null when there is none).
     pub async fn principal_by_key_hash(
         &self,
         key_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<Result<Principal, CredentialProblem>, Error> {
-        let found = api_token::Entity::find()
+        let rows = api_token::Entity::find()
+            .select_only()
+            .column(api_token::Column::Expires)
+            .column(api_token::Column::UserId)
+            .column(user::Column::Username)
+            .column(user::Column::IsActive)
+            .column(user::Column::IsSuperuser)
+            .column(user_permission::Column::Codename)
+            .join(JoinType::InnerJoin, api_token::Relation::User.def())
+            .join(JoinType::LeftJoin, user::Relation::UserPermission.def())
             .filter(api_token::Column::KeyHash.eq(key_hash))
-            .find_also_related(user::Entity)
-            .one(&self.db)
-            .await
-            .map_err(db_error)?;
-        let Some((token, Some(user))) = found else {
-            return Ok(Err(CredentialProblem::Unknown));
-        };
-        if token.expires.is_some_and(|e| e <= now) {
-            return Ok(Err(CredentialProblem::Expired));
-        }
-        if !user.is_active {
-            return Ok(Err(CredentialProblem::InactiveUser));
-        }
-        let permissions = user_permission::Entity::find()
-            .filter(user_permission::Column::UserId.eq(user.id))
+            .into_model::<CallerRow>()
             .all(&self.db)
             .await
-            .map_err(db_error)?
+            .map_err(db_error)?;
+        let Some(first) = rows.first() else {
+            return Ok(Err(CredentialProblem::Unknown));
+        };
+        if first.expires.is_some_and(|e| e <= now) {
+            return Ok(Err(CredentialProblem::Expired));
+        }
+        if !first.is_active {
+            return Ok(Err(CredentialProblem::InactiveUser));
+        }
+        let (user_id, is_superuser) = (first.user_id, first.is_superuser);
+        let username = first.username.clone();
+        let permissions = rows
             .into_iter()
             // Codenames outside the closed set (written by hand) grant nothing.
-            .filter_map(|p| p.codename.parse::<Permission>().ok())
+            .filter_map(|r| r.codename?.parse::<Permission>().ok())
             .collect();
         Ok(Ok(Principal {
-            user_id: user.id,
-            username: user.username,
-            is_superuser: user.is_superuser,
+            user_id,
+            username,
+            is_superuser,
             permissions,
         }))
     }
+}
+
+#[derive(FromQueryResult)]
+struct CallerRow {
+    expires: Option<DateTime<Utc>>,
+    user_id: i32,
+    username: String,
+    is_active: bool,
+    is_superuser: bool,
+    codename: Option<String>,
 }
 
 pub(super) async fn insert_token(
