@@ -127,17 +127,24 @@ impl Store {
             last_updated: Set(now),
             ..Default::default()
         };
-        let (_gate, txn) = self.write_txn().await?;
-        let inserted = match model.insert(&txn).await {
-            Ok(m) => m,
-            Err(e) => {
-                let _ = txn.rollback().await;
-                return Err(self.explain_write_error(e, user, source).await);
-            }
+        let Some(creates) = &self.creates else {
+            return Err(Error::internal("SQLite store without its writer"));
         };
-        record(&txn, actor, "create", &inserted).await?;
-        txn.commit().await.map_err(db_error)?;
-        Ok(to_connection(inserted))
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let create = super::batch::Create {
+            actor,
+            row: model,
+            reply,
+        };
+        if creates.send(create).await.is_err() {
+            return Err(Error::Unavailable);
+        }
+        match answer.await {
+            Ok(Ok(inserted)) => Ok(to_connection(inserted)),
+            Ok(Err(e)) => Err(self.explain_write_error(e, user, source).await),
+            // The writer is gone: the store is closing.
+            Err(_) => Err(Error::Unavailable),
+        }
     }
 
     /// PostgreSQL: the row and its audit event in one statement (a data-modifying CTE is

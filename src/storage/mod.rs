@@ -1,5 +1,6 @@
 //! Storage: the only module that touches SeaORM. It maps database failures to the domain
 //! error (constraint names to field errors, lost connections to `Unavailable`).
+mod batch;
 mod connections;
 mod events;
 mod reach;
@@ -52,6 +53,8 @@ pub struct Store {
     /// SQLite allows one writer: writers queue here instead of failing with "database is
     /// locked" when two deferred transactions both try to upgrade.
     write_gate: Option<Arc<Mutex<()>>>,
+    /// SQLite: connection creates go through the group-commit writer (storage/batch.rs).
+    creates: Option<batch::Creates>,
     max_connections: u32,
 }
 
@@ -104,10 +107,14 @@ impl Store {
             _ => None,
         };
         let db = reach::Db::new(db, url, options.timeout);
+        let creates = write_gate
+            .as_ref()
+            .map(|gate| batch::start(db.clone(), gate.clone()));
         Ok(Store {
             db,
             statements,
             write_gate,
+            creates,
             max_connections: options.max_connections,
         })
     }
@@ -272,7 +279,7 @@ pub(crate) fn db_error(err: DbErr) -> Error {
     Error::internal(err)
 }
 
-fn is_unavailable(err: &DbErr) -> bool {
+pub(super) fn is_unavailable(err: &DbErr) -> bool {
     use sea_orm::sqlx::Error as Sqlx;
     match err {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,

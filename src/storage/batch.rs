@@ -1,0 +1,116 @@
+//! SQLite group commit of connection creates. SQLite has one writer, and with
+//! `synchronous=FULL` every commit waits for the disk: one transaction per create made that
+//! wait, and the write lock's round trips to SQLite's worker thread, the ceiling of concurrent
+//! creates (bench/, issue 5). Creates that arrive while a batch is being written queue up and go
+//! together in the next transaction: one BEGIN, two statements per create, one COMMIT (one disk
+//! wait). Nobody is answered before the commit that holds their row, so an acknowledged create
+//! survives a crash exactly as before.
+//!
+//! A create that breaks a constraint fails alone: SQLite undoes only the failing statement and
+//! the transaction goes on with the others.
+use std::sync::Arc;
+
+use chrono::Utc;
+use entity::{audit_event, user_oauth_source_connection as conn};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, DbErr, EntityTrait, SqliteTransactionMode,
+    TransactionOptions,
+};
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use super::events::audit_log;
+use super::reach::Db;
+
+/// At most this many creates share one transaction.
+const MAX_BATCH: usize = 64;
+
+pub(super) struct Create {
+    pub actor: i32,
+    pub row: conn::ActiveModel,
+    pub reply: oneshot::Sender<Result<conn::Model, DbErr>>,
+}
+
+/// The sending side; the writer task ends when every sender is gone.
+pub(super) type Creates = mpsc::Sender<Create>;
+
+pub(super) fn start(db: Db, gate: Arc<Mutex<()>>) -> Creates {
+    let (tx, rx) = mpsc::channel(1024);
+    tokio::spawn(writer(db, gate, rx));
+    tx
+}
+
+async fn writer(db: Db, gate: Arc<Mutex<()>>, mut rx: mpsc::Receiver<Create>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // Other writes of this process (updates, deletes) wait at the same gate.
+        let guard = gate.lock().await;
+        write(&db, std::mem::take(&mut batch)).await;
+        drop(guard);
+    }
+}
+
+async fn write(db: &Db, batch: Vec<Create>) {
+    let options = TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..Default::default()
+    };
+    let txn = match db.begin_with_options(options).await {
+        Ok(txn) => txn,
+        Err(e) => return fail_all(batch, &e),
+    };
+    let mut done = Vec::with_capacity(batch.len());
+    for create in batch {
+        let inserted = match create.row.clone().insert(&txn).await {
+            Ok(m) => m,
+            Err(e) => {
+                // Only the statement was undone: the others go on.
+                done.push((create, Err(e)));
+                continue;
+            }
+        };
+        let event = audit_event::ActiveModel {
+            created: Set(Utc::now()),
+            actor_id: Set(Some(create.actor)),
+            action: Set("create".to_owned()),
+            connection_id: Set(inserted.id),
+            source_id: Set(Some(inserted.source_id)),
+            identifier: Set(Some(inserted.identifier.clone())),
+            ..Default::default()
+        };
+        if let Err(e) = audit_event::Entity::insert(event)
+            .exec_without_returning(&txn)
+            .await
+        {
+            // A row without its audit event must not commit: the whole batch goes.
+            let _ = txn.rollback().await;
+            let creates = done.into_iter().map(|(c, _)| c).chain([create]);
+            return fail_all(creates.collect(), &e);
+        }
+        done.push((create, Ok(inserted)));
+    }
+    if let Err(e) = txn.commit().await {
+        return fail_all(done.into_iter().map(|(c, _)| c).collect(), &e);
+    }
+    for (create, result) in done {
+        if let Ok(row) = &result {
+            audit_log(create.actor, "create", row);
+        }
+        let _ = create.reply.send(result);
+    }
+}
+
+fn fail_all(batch: Vec<Create>, e: &DbErr) {
+    for create in batch {
+        let _ = create.reply.send(Err(copy(e)));
+    }
+}
+
+/// `DbErr` is not `Clone`; the copy keeps what the error mapping decides by: whether the
+/// database was unreachable, and the message.
+fn copy(e: &DbErr) -> DbErr {
+    if super::is_unavailable(e) {
+        DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::ConnectionClosed)
+    } else {
+        DbErr::Custom(e.to_string())
+    }
+}
