@@ -114,3 +114,81 @@ fn copy(e: &DbErr) -> DbErr {
         DbErr::Custom(e.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{NewSource, NewUser, Store, StoreOptions};
+    use crate::domain::error::{Error, UniqueRule};
+    use crate::domain::model::{PolicyEngineMode, UserMatchingMode};
+
+    /// Creates queued behind a held write lock go out together; the one that breaks a
+    /// uniqueness rule fails alone and the others, and their audit events, are committed.
+    #[tokio::test]
+    async fn a_violation_fails_alone_in_its_batch() {
+        let dir = std::env::temp_dir().join(format!("oauthlink-batch-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}/batch.sqlite3?mode=rwc", dir.display());
+        let store = Store::connect(&url, &StoreOptions::default())
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let source = store
+            .create_source(NewSource {
+                name: "GitHub".into(),
+                slug: "github".into(),
+                enabled: true,
+                provider_type: "github".into(),
+                authorization_url: None,
+                access_token_url: None,
+                profile_url: None,
+                consumer_key: String::new(),
+                consumer_secret: None,
+                policy_engine_mode: PolicyEngineMode::Any,
+                user_matching_mode: UserMatchingMode::Identifier,
+                user_path_template: String::new(),
+                icon: None,
+            })
+            .await
+            .unwrap();
+        let mut users = Vec::new();
+        for i in 0..8 {
+            let name = format!("u{i}");
+            let new = NewUser {
+                username: &name,
+                name: "",
+                email: "",
+                is_superuser: false,
+            };
+            users.push(store.create_user(new).await.unwrap());
+        }
+
+        let gate = store.write_gate.clone().unwrap();
+        let held = gate.lock().await;
+        let mut tasks = Vec::new();
+        // Eight distinct links, and a second identity of the first user at the same source.
+        for (i, user) in users.iter().copied().chain([users[0]]).enumerate() {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .insert_connection(user, user, source, format!("id-{i}"), None, None)
+                    .await
+            }));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        drop(held);
+        let mut created = 0;
+        let mut conflicts = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(_) => created += 1,
+                Err(e) => conflicts.push(e),
+            }
+        }
+        assert_eq!(created, 8);
+        assert_eq!(conflicts, [Error::Conflict(UniqueRule::UserSource)]);
+        let (events, total) = store.audit_events(0, 100).await.unwrap();
+        assert_eq!((events.len(), total), (8, 8));
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
