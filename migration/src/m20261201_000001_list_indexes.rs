@@ -22,7 +22,10 @@ use UserOauthSourceConnections as C;
 const INDEXES: [(&str, &[C]); 4] = [
     ("ix_connection_last_updated", &[C::LastUpdated, C::Id]),
     ("ix_connection_user", &[C::UserId, C::Id]),
-    ("ix_connection_source_created", &[C::SourceId, C::Created, C::Id]),
+    (
+        "ix_connection_source_created",
+        &[C::SourceId, C::Created, C::Id],
+    ),
     ("ix_connection_source", &[C::SourceId, C::Id]),
 ];
 
