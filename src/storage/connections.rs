@@ -247,6 +247,12 @@ impl Store {
         model.last_updated = Set(now());
         let updated = match model.update(&txn).await {
             Ok(m) => m,
+            // Deleted by a concurrent request since it was read (PostgreSQL reads committed
+            // rows without locking them): gone, as if the read had missed it.
+            Err(sea_orm::DbErr::RecordNotUpdated) => {
+                let _ = txn.rollback().await;
+                return Ok(None);
+            }
             Err(e) => {
                 let _ = txn.rollback().await;
                 let source = update.source.unwrap_or(old_source);
@@ -268,10 +274,15 @@ impl Store {
         else {
             return Ok(false);
         };
-        conn::Entity::delete_by_id(pk)
+        let deleted = conn::Entity::delete_by_id(pk)
             .exec(&txn)
             .await
             .map_err(db_error)?;
+        // A concurrent delete won: one 204 and one audit event, not two.
+        if deleted.rows_affected == 0 {
+            let _ = txn.rollback().await;
+            return Ok(false);
+        }
         record(&txn, actor, "delete", &row).await?;
         txn.commit().await.map_err(db_error)?;
         Ok(true)

@@ -369,3 +369,56 @@ async fn mixed_load_keeps_exactly_the_acknowledged_writes() {
 async fn two_instances_mixed_load_keeps_exactly_the_acknowledged_writes() {
     mixed_load(2).await;
 }
+
+/// Updates and deletes racing on one row: each answer is a success or a plain 404, exactly one
+/// delete wins, and the audit trail records one delete per row.
+#[tokio::test]
+async fn racing_updates_and_deletes_of_a_row_answer_typed_and_delete_once() {
+    let app = Arc::new(TestApp::spawn().await);
+    let key = app.superuser_key.clone();
+    for round in 0..20 {
+        let (status, created) = app
+            .rest(
+                Method::POST,
+                PATH,
+                Some(&key),
+                Some(json!({"source": app.source, "identifier": format!("race-{round}")})),
+            )
+            .await;
+        assert_eq!(status, 201, "{created}");
+        let detail = format!("{PATH}{}/", created["pk"]);
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let (app, key, detail) = (app.clone(), key.clone(), detail.clone());
+            tasks.push(tokio::spawn(async move {
+                let (method, body) = if i % 2 == 0 {
+                    (
+                        Method::PATCH,
+                        Some(json!({"identifier": format!("race-{round}-{i}")})),
+                    )
+                } else {
+                    (Method::DELETE, None)
+                };
+                let (status, body) = app.rest(method.clone(), &detail, Some(&key), body).await;
+                (method, status, body)
+            }));
+        }
+        let mut deleted = 0;
+        for task in tasks {
+            let (method, status, body) = task.await.unwrap();
+            match (method.as_str(), status) {
+                ("DELETE", 204) => deleted += 1,
+                ("PATCH", 200) => {}
+                (_, 404) => assert_eq!(
+                    body,
+                    json!({"detail": "No UserOAuthSourceConnection matches the given query."})
+                ),
+                other => panic!("{other:?}: {body}"),
+            }
+        }
+        assert_eq!(deleted, 1, "round {round}");
+    }
+    let (events, _) = app.service.store().audit_events(0, 1000).await.unwrap();
+    let deletes = events.iter().filter(|e| e.action == "delete").count();
+    assert_eq!(deletes, 20);
+}
