@@ -10,15 +10,11 @@
 //! the transaction goes on with the others.
 use std::sync::Arc;
 
-use chrono::Utc;
-use entity::{audit_event, user_oauth_source_connection as conn};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, DbErr, EntityTrait, SqliteTransactionMode,
-    TransactionOptions,
-};
+use entity::user_oauth_source_connection as conn;
+use sea_orm::{ActiveModelTrait, DbErr, SqliteTransactionMode, TransactionOptions};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::events::audit_log;
+use super::events::{audit_log, insert_event};
 use super::reach::Db;
 
 /// At most this many creates share one transaction.
@@ -68,19 +64,7 @@ async fn write(db: &Db, batch: Vec<Create>) {
                 continue;
             }
         };
-        let event = audit_event::ActiveModel {
-            created: Set(Utc::now()),
-            actor_id: Set(Some(create.actor)),
-            action: Set("create".to_owned()),
-            connection_id: Set(inserted.id),
-            source_id: Set(Some(inserted.source_id)),
-            identifier: Set(Some(inserted.identifier.clone())),
-            ..Default::default()
-        };
-        if let Err(e) = audit_event::Entity::insert(event)
-            .exec_without_returning(&txn)
-            .await
-        {
+        if let Err(e) = insert_event(&txn, create.actor, "create", &inserted).await {
             // A row without its audit event must not commit: the whole batch goes.
             let _ = txn.rollback().await;
             let creates = done.into_iter().map(|(c, _)| c).chain([create]);

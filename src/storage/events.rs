@@ -1,7 +1,8 @@
 use chrono::Utc;
 use entity::{audit_event, user_oauth_source_connection as conn};
 use sea_orm::{
-    ActiveValue::Set, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryOrder, QuerySelect,
+    ActiveValue::Set, DatabaseTransaction, DbErr, EntityTrait, PaginatorTrait, QueryOrder,
+    QuerySelect,
 };
 
 use super::{Store, db_error};
@@ -16,6 +17,20 @@ pub(super) async fn record(
     action: &'static str,
     row: &conn::Model,
 ) -> Result<(), Error> {
+    insert_event(txn, actor, action, row)
+        .await
+        .map_err(db_error)?;
+    audit_log(actor, action, row);
+    Ok(())
+}
+
+/// The audit event row alone (the SQLite writer logs only once its batch has committed).
+pub(super) async fn insert_event(
+    txn: &DatabaseTransaction,
+    actor: i32,
+    action: &'static str,
+    row: &conn::Model,
+) -> Result<(), DbErr> {
     let event = audit_event::ActiveModel {
         created: Set(Utc::now()),
         actor_id: Set(Some(actor)),
@@ -27,9 +42,7 @@ pub(super) async fn record(
     };
     audit_event::Entity::insert(event)
         .exec_without_returning(txn)
-        .await
-        .map_err(db_error)?;
-    audit_log(actor, action, row);
+        .await?;
     Ok(())
 }
 
