@@ -117,6 +117,41 @@ pub struct ServeArgs {
     #[arg(long, env = "OAUTHLINK_AUTH_FAILURES_PER_MINUTE", default_value_t = 20)]
     pub auth_failures_per_minute: u32,
 
+    /// Reverse proxies (CIDRs or addresses, comma-separated) whose `X-Forwarded-For` names the
+    /// client; from any other peer the header is ignored.
+    #[arg(
+        long,
+        env = "OAUTHLINK_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub trusted_proxies: Vec<String>,
+
+    /// Seconds a connection has to deliver a complete request head (also bounds how long it
+    /// may wait idle for its next request).
+    #[arg(long, env = "OAUTHLINK_HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub header_read_timeout_seconds: u64,
+
+    /// Seconds from a request's head to its complete body (408 beyond).
+    #[arg(long, env = "OAUTHLINK_BODY_READ_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub body_read_timeout_seconds: u64,
+
+    /// Seconds an idle keep-alive connection is kept.
+    #[arg(long, env = "OAUTHLINK_KEEP_ALIVE_TIMEOUT_SECONDS", default_value_t = 5)]
+    pub keep_alive_timeout_seconds: u64,
+
+    /// Largest request head in bytes (request line and headers; 431 beyond).
+    #[arg(long, env = "OAUTHLINK_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
+    pub max_header_bytes: usize,
+
+    /// Connections served at once (more wait in the listen backlog).
+    #[arg(long, env = "OAUTHLINK_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// Seconds a GraphQL query may execute before it is stopped.
+    #[arg(long, env = "OAUTHLINK_REQUEST_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub request_timeout_seconds: u64,
+
     /// Seconds in-flight requests get to finish after SIGTERM.
     #[arg(long, env = "OAUTHLINK_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
     pub shutdown_grace_seconds: u64,

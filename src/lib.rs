@@ -2,6 +2,7 @@
 //! Transport (`graphql`, `rest`) is separate from the domain rules (`domain`) and from storage
 //! (`storage`, the only module that touches SeaORM).
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod crypto;

@@ -1,14 +1,15 @@
 //! Prometheus metrics at `/metrics`: requests by API, operation and outcome (count and
 //! latency), database statements, and the connection pool.
 //!
-//! The operation of a REST request is its method and route template; of a GraphQL request,
-//! the root fields it selected (once the document validated, so the label set stays finite),
-//! and its outcome the first error's code or `ok`.
+//! Every label value comes from a set the server fixes, never from the client: the method
+//! from the known methods, the route from the router's templates, a GraphQL operation from
+//! its type and the schema's root field names (or `multiple`, `invalid`), the outcome from the
+//! status codes and error codes the server answers with.
 use std::fmt::Write;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -133,6 +134,14 @@ fn api_of(route: &str) -> &'static str {
     }
 }
 
+/// The label of a method: one of the known methods, or `OTHER`.
+pub fn method_label(method: &Method) -> &'static str {
+    crate::server::KNOWN_METHODS
+        .iter()
+        .find(|m| *m == method)
+        .map_or("OTHER", Method::as_str)
+}
+
 /// Route-layer middleware: counts and times every routed request.
 pub async fn record(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let start = Instant::now();
@@ -140,7 +149,7 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().clone();
+    let method = method_label(request.method());
     let response = next.run(request).await;
     let labels = match response.extensions().get::<Outcome>() {
         Some(o) => RequestLabels {

@@ -1,46 +1,63 @@
-//! The HTTP server: routes, middleware, graceful shutdown.
-use std::sync::Arc;
+//! The HTTP server: routes, middleware, the connection loop with its limits, graceful
+//! shutdown.
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use std::net::{IpAddr, SocketAddr};
-
 use axum::Router;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts};
-use axum::http::request::Parts;
-use axum::http::{HeaderName, HeaderValue, Method, Request, header};
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request as AxumRequest};
+use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tokio::net::TcpListener;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::time::Instant;
+use tower::ServiceExt;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::auth::TrustedProxies;
 use crate::config::{Config, RestShape, ServeArgs};
-use crate::domain::permission::Principal;
 use crate::domain::{Error, Service};
 use crate::metrics::{self, Metrics};
+use crate::telemetry::clip;
 use crate::throttle::FailedAuthThrottle;
 use crate::{app, cli, graphql, rest};
 
 #[derive(Clone)]
 pub struct AppState {
     pub service: Service,
-    pub schema: graphql::Schema,
+    pub graphql: Arc<graphql::Api>,
     pub rest_shape: RestShape,
     /// None: failed authentications are not throttled.
     pub throttle: Option<Arc<FailedAuthThrottle>>,
     pub metrics: Arc<Metrics>,
+    pub trusted_proxies: Arc<TrustedProxies>,
 }
 
 impl AppState {
     pub fn new(service: Service, rest_shape: RestShape) -> Self {
         AppState {
-            schema: graphql::schema(Some(service.clone())),
+            graphql: Arc::new(graphql::Api::new(
+                graphql::schema(Some(service.clone())),
+                HttpLimits::default().request_deadline,
+            )),
             service,
             rest_shape,
             throttle: None,
             metrics: Arc::new(Metrics::new()),
+            trusted_proxies: Arc::default(),
         }
     }
 
@@ -50,46 +67,72 @@ impl AppState {
         self
     }
 
-    /// The one authentication path of both APIs. An address over its allowance of failures
-    /// is refused before its credentials are looked at.
-    pub async fn authenticate(
-        &self,
-        authorization: Option<&str>,
-        client: ClientAddr,
-    ) -> Result<Principal, Error> {
-        let throttle = self.throttle.as_deref().zip(client.0);
-        if let Some((throttle, ip)) = throttle
-            && let Some(wait) = throttle.blocked(ip)
-        {
-            let retry_after_secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            return Err(Error::RateLimited { retry_after_secs });
-        }
-        let result = self.service.authenticate(authorization).await;
-        if let (Err(Error::InvalidCredentials(_)), Some((throttle, ip))) = (&result, throttle) {
-            throttle.failed(ip);
-        }
-        result
+    /// Believes `X-Forwarded-For` from these proxies only.
+    pub fn with_trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.trusted_proxies = Arc::new(proxies);
+        self
+    }
+
+    /// Stops GraphQL queries still running after `deadline`.
+    pub fn with_query_deadline(mut self, deadline: Duration) -> Self {
+        self.graphql = Arc::new(graphql::Api::new(
+            self.graphql.schema.clone(),
+            deadline,
+        ));
+        self
     }
 }
 
-/// The peer address of a request, when the server records it (`ConnectInfo`).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ClientAddr(pub Option<IpAddr>);
+/// What one client may hold of the server: what a reverse proxy would set in front of it.
+#[derive(Clone, Debug)]
+pub struct HttpLimits {
+    /// Largest request body (413 beyond).
+    pub body_limit: usize,
+    /// Time from the connection's wait for a request to its complete head; hyper starts the
+    /// clock when it starts waiting, so it also bounds an idle keep-alive connection.
+    pub header_read: Duration,
+    /// Time from the complete head to the complete body (408 beyond).
+    pub body_read: Duration,
+    /// An idle keep-alive connection is closed after this.
+    pub keep_alive: Duration,
+    /// Largest request head (request line and headers; 431 beyond).
+    pub max_header_bytes: usize,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// A GraphQL query still executing after this is stopped.
+    pub request_deadline: Duration,
+}
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
-    type Rejection = std::convert::Infallible;
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            body_limit: 64 * 1024,
+            header_read: Duration::from_secs(10),
+            body_read: Duration::from_secs(10),
+            keep_alive: Duration::from_secs(5),
+            max_header_bytes: 16 * 1024,
+            max_connections: 1024,
+            request_deadline: Duration::from_secs(10),
+        }
+    }
+}
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddr(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|info| info.0.ip()),
-        ))
+impl HttpLimits {
+    pub fn from_args(serve: &ServeArgs) -> Self {
+        HttpLimits {
+            body_limit: serve.body_limit_bytes,
+            header_read: Duration::from_secs(serve.header_read_timeout_seconds),
+            body_read: Duration::from_secs(serve.body_read_timeout_seconds),
+            keep_alive: Duration::from_secs(serve.keep_alive_timeout_seconds),
+            max_header_bytes: serve.max_header_bytes,
+            max_connections: serve.max_connections,
+            request_deadline: Duration::from_secs(serve.request_timeout_seconds),
+        }
     }
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const REQUEST_ID_MAX_LEN: usize = 64;
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     let error = Error::internal("handler panicked");
@@ -122,11 +165,129 @@ pub fn cors_layer(origins: &[String]) -> anyhow::Result<Option<CorsLayer>> {
     ))
 }
 
+/// The methods this server knows; any other is refused before routing, metrics or logs.
+pub const KNOWN_METHODS: [Method; 7] = [
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::PATCH,
+    Method::DELETE,
+    Method::OPTIONS,
+];
+
+/// A client's `X-Request-Id` is kept only when short and of a safe alphabet; otherwise a
+/// fresh one replaces it (it is echoed and logged).
+fn acceptable_request_id(v: &HeaderValue) -> bool {
+    let b = v.as_bytes();
+    !b.is_empty()
+        && b.len() <= REQUEST_ID_MAX_LEN
+        && b
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
+}
+
+/// First of all: unknown methods answered 501, unsafe request ids dropped, and the body
+/// given its deadline.
+async fn gate(body_read: Duration, mut request: AxumRequest, next: Next) -> Response {
+    if !KNOWN_METHODS.contains(request.method()) {
+        return rest::errors::not_implemented();
+    }
+    if request
+        .headers()
+        .get(REQUEST_ID)
+        .is_some_and(|v| !acceptable_request_id(v))
+    {
+        request.headers_mut().remove(REQUEST_ID);
+    }
+    let request = request.map(|body| Body::new(DeadlineBody::new(body, body_read)));
+    next.run(request).await
+}
+
+/// A request body that must arrive whole before its deadline (a slow sender cannot hold a
+/// connection by trickling bytes).
+struct DeadlineBody {
+    inner: Body,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl DeadlineBody {
+    fn new(inner: Body, within: Duration) -> Self {
+        DeadlineBody {
+            inner,
+            deadline: Box::pin(tokio::time::sleep(within)),
+        }
+    }
+}
+
+/// The error a body past its deadline reads with.
+#[derive(Debug)]
+pub struct BodyDeadlineExceeded;
+
+impl std::fmt::Display for BodyDeadlineExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the request body was not received in time")
+    }
+}
+
+impl std::error::Error for BodyDeadlineExceeded {}
+
+impl http_body::Body for DeadlineBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err(axum::Error::new(BodyDeadlineExceeded))));
+        }
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The domain error of a body that could not be read because it was too large or too slow;
+/// `None` for a broken one (each API words that itself).
+pub fn body_error(rejection: &BytesRejection) -> Option<Error> {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return Some(Error::PayloadTooLarge);
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(e) = source {
+        if e.is::<BodyDeadlineExceeded>() {
+            return Some(Error::RequestTimeout);
+        }
+        source = e.source();
+    }
+    None
+}
+
 pub fn router(state: AppState, body_limit: usize) -> Router {
     router_with_cors(state, body_limit, None)
 }
 
 pub fn router_with_cors(state: AppState, body_limit: usize, cors: Option<CorsLayer>) -> Router {
+    router_with_limits(
+        state,
+        &HttpLimits {
+            body_limit,
+            ..HttpLimits::default()
+        },
+        cors,
+    )
+}
+
+pub fn router_with_limits(state: AppState, limits: &HttpLimits, cors: Option<CorsLayer>) -> Router {
+    let body_read = limits.body_read;
     let app = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
         .merge(graphql::graphiql::asset_routes())
@@ -138,8 +299,18 @@ pub fn router_with_cors(state: AppState, body_limit: usize, cors: Option<CorsLay
         ))
         .fallback(rest::not_found)
         .with_state(state)
-        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(DefaultBodyLimit::max(limits.body_limit))
         .layer(CatchPanicLayer::custom(panic_response))
+        // Answers are per caller and may hold personal data: no cache keeps them, and no
+        // browser guesses their type. (GraphiQL's assets set their own caching.)
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
@@ -148,51 +319,178 @@ pub fn router_with_cors(state: AppState, body_limit: usize, cors: Option<CorsLay
                     .get(REQUEST_ID)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("");
-                // Only method, path and id: never headers or bodies (they hold secrets).
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                // Only method, path and id, each bounded and escaped: never headers or
+                // bodies (they hold secrets).
+                tracing::info_span!(
+                    "request",
+                    method = metrics::method_label(req.method()),
+                    path = ?clip(req.uri().path()),
+                    request_id = ?id,
+                )
             }),
         )
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid));
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(axum::middleware::from_fn(move |req, next| gate(body_read, req, next)));
     match cors {
         Some(layer) => app.layer(layer),
         None => app,
     }
 }
 
-pub async fn run(config: &Config, serve: &ServeArgs) -> anyhow::Result<()> {
-    let service = app::open(config).await?;
-    cli::bootstrap(&service, serve.bootstrap_token.as_deref()).await?;
-    let listener = TcpListener::bind(serve.listen).await?;
-    tracing::info!(address = %listener.local_addr()?, database = %app::redact(&config.database_url), "listening");
-    let state = AppState::new(service.clone(), serve.rest_shape)
-        .with_auth_failures_per_minute(serve.auth_failures_per_minute);
-    let app = router_with_cors(
-        state,
-        serve.body_limit_bytes,
-        cors_layer(&serve.cors_origins)?,
-    );
-    let shutdown = Arc::new(tokio::sync::Notify::new());
-    let signal = shutdown.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutting down: no new connections, finishing in-flight requests");
-        signal.notify_waiters();
-    });
-    let grace = Duration::from_secs(serve.shutdown_grace_seconds);
-    let notified = shutdown.clone();
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { notified.notified().await });
-    let server = tokio::spawn(async move { server.await });
-    tokio::pin!(server);
-    tokio::select! {
-        result = &mut server => { result??; }
-        () = async { shutdown.notified().await; tokio::time::sleep(grace).await } => {
-            tracing::warn!("in-flight requests still running after the grace period; closing");
+/// When a connection last finished a request, and how many it is serving.
+#[derive(Default)]
+struct Activity(Mutex<(usize, Option<Instant>)>);
+
+impl Activity {
+    fn begin(self: &Arc<Self>) -> ActivityGuard {
+        if let Ok(mut a) = self.0.lock() {
+            a.0 += 1;
+        }
+        ActivityGuard(self.clone())
+    }
+
+    /// When the connection turns idle-too-long, if it is idle now.
+    fn idle_until(&self, since_open: Instant, keep_alive: Duration) -> Option<Instant> {
+        let a = self.0.lock().ok()?;
+        (a.0 == 0).then(|| a.1.unwrap_or(since_open) + keep_alive)
+    }
+}
+
+struct ActivityGuard(Arc<Activity>);
+
+impl Drop for ActivityGuard {
+    fn drop(&mut self) {
+        if let Ok(mut a) = self.0.0.lock() {
+            a.0 -= 1;
+            a.1 = Some(Instant::now());
         }
     }
+}
+
+/// Serves one connection until it closes, its keep-alive idles out, or shutdown begins.
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    app: Router,
+    limits: Arc<HttpLimits>,
+    mut shutdown: watch::Receiver<bool>,
+    _permit: OwnedSemaphorePermit,
+) {
+    let opened = Instant::now();
+    let activity = Arc::new(Activity::default());
+    let service = {
+        let activity = activity.clone();
+        tower::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            let guard = activity.begin();
+            let response = app.clone().oneshot(request.map(Body::new));
+            async move {
+                let response = response.await;
+                drop(guard);
+                response
+            }
+        })
+    };
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read)
+        .max_header_size(limits.max_header_bytes)
+        .max_headers(100)
+        .keep_alive(true);
+    let conn = http
+        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+        .with_upgrades();
+    tokio::pin!(conn);
+    let mut closing = *shutdown.borrow();
+    if closing {
+        conn.as_mut().graceful_shutdown();
+    }
+    loop {
+        // Busy: look again one keep-alive later.
+        let wake = activity
+            .idle_until(opened, limits.keep_alive)
+            .unwrap_or_else(|| Instant::now() + limits.keep_alive);
+        tokio::select! {
+            _ = conn.as_mut() => break,
+            () = tokio::time::sleep_until(wake), if !closing => {
+                if activity.idle_until(opened, limits.keep_alive).is_some_and(|t| t <= Instant::now()) {
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+            _ = shutdown.changed(), if !closing => {
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+            }
+        }
+    }
+}
+
+/// Accepts connections until `shutdown` resolves, then lets open ones finish for at most
+/// `grace`. At most `limits.max_connections` are served at once.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: HttpLimits,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) {
+    let limits = Arc::new(limits);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let (stop, stopped) = watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = slots.clone().acquire_owned() => permit.expect("never closed"),
+        };
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, do not spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(connection(
+            stream,
+            peer,
+            app.clone(),
+            limits.clone(),
+            stopped.clone(),
+            permit,
+        ));
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    if tokio::time::timeout(grace, slots.acquire_many(all)).await.is_err() {
+        tracing::warn!("in-flight requests still running after the grace period; closing");
+    }
+}
+
+pub async fn run(config: &Config, serve_args: &ServeArgs) -> anyhow::Result<()> {
+    let service = app::open(config).await?;
+    cli::bootstrap(&service, serve_args.bootstrap_token.as_deref()).await?;
+    let listener = TcpListener::bind(serve_args.listen).await?;
+    tracing::info!(address = %listener.local_addr()?, database = %app::redact(&config.database_url), "listening");
+    let limits = HttpLimits::from_args(serve_args);
+    let state = AppState::new(service.clone(), serve_args.rest_shape)
+        .with_auth_failures_per_minute(serve_args.auth_failures_per_minute)
+        .with_trusted_proxies(TrustedProxies::parse(&serve_args.trusted_proxies)?)
+        .with_query_deadline(limits.request_deadline);
+    let app = router_with_limits(state, &limits, cors_layer(&serve_args.cors_origins)?);
+    let signal = async {
+        wait_for_signal().await;
+        tracing::info!("shutting down: no new connections, finishing in-flight requests");
+    };
+    let grace = Duration::from_secs(serve_args.shutdown_grace_seconds);
+    serve(listener, app, limits, signal, grace).await;
     service.store().clone().close().await;
     tracing::info!("stopped");
     Ok(())

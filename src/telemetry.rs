@@ -16,3 +16,16 @@ pub fn init(filter: &str, format: LogFormat) {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
 }
+
+/// Characters of a client-supplied value that reach a log line or an echoed message.
+pub const CLIP_CHARS: usize = 200;
+
+/// A client-supplied value cut to `CLIP_CHARS` characters. Log it with `?` (Debug), never `%`:
+/// Debug quotes and escapes newlines and control characters, so a value cannot start a line
+/// of its own in the human format (the JSON format escapes anyway).
+pub fn clip(s: &str) -> std::borrow::Cow<'_, str> {
+    match s.char_indices().nth(CLIP_CHARS) {
+        None => std::borrow::Cow::Borrowed(s),
+        Some((end, _)) => std::borrow::Cow::Owned(format!("{}…", &s[..end])),
+    }
+}

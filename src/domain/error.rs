@@ -90,6 +90,8 @@ pub enum Error {
     Conflict(UniqueRule),
     /// The request body is larger than the configured limit.
     PayloadTooLarge,
+    /// The request body arrived too slowly.
+    RequestTimeout,
     /// Too many failed authentications from this client.
     RateLimited { retry_after_secs: u64 },
     /// The database is unreachable or timed out.
@@ -125,6 +127,7 @@ impl fmt::Display for Error {
             Error::NotFound => f.write_str("not found"),
             Error::Conflict(rule) => f.write_str(&rule.message()),
             Error::PayloadTooLarge => f.write_str("request body too large"),
+            Error::RequestTimeout => f.write_str("request body timed out"),
             Error::RateLimited { .. } => f.write_str("rate limited"),
             Error::Unavailable => f.write_str("database unavailable"),
             Error::Internal { id } => write!(f, "internal error {id}"),

@@ -43,21 +43,18 @@ impl Service {
     /// Resolves `Authorization: Bearer <key>`. Every refusal is logged with its reason and
     /// answered alike.
     pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal> {
-        let Some(header) = authorization.map(str::trim).filter(|h| !h.is_empty()) else {
-            return Err(Error::Unauthenticated);
-        };
-        let (scheme, key) = header.split_once(' ').unwrap_or((header, ""));
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(refuse(CredentialProblem::Malformed));
+        match Credential::parse(authorization) {
+            Credential::None => Err(Error::Unauthenticated),
+            Credential::Malformed => Err(refuse(CredentialProblem::Malformed)),
+            Credential::Key(key) => self.principal_for_key_hash(&hash_api_key(key)).await,
         }
-        let key = key.trim();
-        if key.is_empty() {
-            // authentik treats "Bearer" with no key as no credentials at all.
-            return Err(Error::Unauthenticated);
-        }
+    }
+
+    /// The principal of an API key, by the key's hash.
+    pub async fn principal_for_key_hash(&self, key_hash: &str) -> Result<Principal> {
         match self
             .store
-            .principal_by_key_hash(&hash_api_key(key), Utc::now())
+            .principal_by_key_hash(key_hash, Utc::now())
             .await?
         {
             Ok(principal) => Ok(principal),
@@ -342,7 +339,33 @@ impl Service {
     }
 }
 
-fn refuse(problem: CredentialProblem) -> Error {
+/// What an `Authorization` header presents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Credential<'a> {
+    /// No header, or authentik's "Bearer" with no key: no credentials at all.
+    None,
+    /// A scheme other than Bearer.
+    Malformed,
+    Key(&'a str),
+}
+
+impl<'a> Credential<'a> {
+    pub fn parse(authorization: Option<&'a str>) -> Self {
+        let Some(header) = authorization.map(str::trim).filter(|h| !h.is_empty()) else {
+            return Credential::None;
+        };
+        let (scheme, key) = header.split_once(' ').unwrap_or((header, ""));
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Credential::Malformed;
+        }
+        match key.trim() {
+            "" => Credential::None,
+            key => Credential::Key(key),
+        }
+    }
+}
+
+pub(crate) fn refuse(problem: CredentialProblem) -> Error {
     tracing::info!(reason = ?problem, "credentials refused");
     Error::InvalidCredentials(problem)
 }

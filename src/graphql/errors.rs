@@ -1,16 +1,17 @@
 //! The one place domain errors become GraphQL errors, and the extension that gives every
 //! library-produced error (parse, validation, limits, input coercion) a code too.
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextValidation,
 };
-use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{
     Enum, ErrorExtensionValues, Response, ServerError, ServerResult, ValidationResult, Value,
     Variables,
 };
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::IntoResponse;
 
 use crate::domain::error::{Error, FieldError, NON_FIELD_ERRORS};
 use crate::domain::validation;
@@ -19,9 +20,10 @@ use crate::domain::validation;
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
 #[graphql(rename_items = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
-    /// No credentials were presented.
+    /// No credentials were presented, or they were refused (unknown, expired, inactive user):
+    /// sign in again. HTTP 401.
     Unauthenticated,
-    /// Credentials were refused, or the caller lacks the permission.
+    /// The caller lacks the permission.
     Forbidden,
     /// Input failed validation; see `extensions.fieldErrors`.
     BadUserInput,
@@ -43,12 +45,15 @@ pub enum ErrorCode {
     GraphqlParseFailed,
     /// The document does not validate against the schema.
     GraphqlValidationFailed,
-    /// The document exceeds the depth, complexity or alias limit.
+    /// The document exceeds a cost limit (fields, fragment spreads, aliases, depth or
+    /// complexity, counted with fragments expanded), or a query ran past its deadline.
     QueryLimitExceeded,
+    /// The request body arrived too slowly. HTTP 408.
+    RequestTimeout,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::Unauthenticated,
         ErrorCode::Forbidden,
         ErrorCode::BadUserInput,
@@ -62,6 +67,7 @@ impl ErrorCode {
         ErrorCode::GraphqlParseFailed,
         ErrorCode::GraphqlValidationFailed,
         ErrorCode::QueryLimitExceeded,
+        ErrorCode::RequestTimeout,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -79,6 +85,7 @@ impl ErrorCode {
             ErrorCode::GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
             ErrorCode::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
             ErrorCode::QueryLimitExceeded => "QUERY_LIMIT_EXCEEDED",
+            ErrorCode::RequestTimeout => "REQUEST_TIMEOUT",
         }
     }
 }
@@ -133,7 +140,9 @@ pub fn render(error: Error) -> async_graphql::Error {
             "Authentication credentials were not provided.",
             ErrorCode::Unauthenticated,
         ),
-        Error::InvalidCredentials(_) => with_code("Token invalid/expired", ErrorCode::Forbidden),
+        Error::InvalidCredentials(_) => {
+            with_code("Token invalid/expired", ErrorCode::Unauthenticated)
+        }
         Error::Forbidden => with_code(
             "You do not have permission to perform this action.",
             ErrorCode::Forbidden,
@@ -176,6 +185,10 @@ pub fn render(error: Error) -> async_graphql::Error {
             }
             e
         }
+        Error::RequestTimeout => with_code(
+            "The request body was not received in time.",
+            ErrorCode::RequestTimeout,
+        ),
         Error::Unavailable => with_code(
             "The service is temporarily unavailable; retry later.",
             ErrorCode::ServiceUnavailable,
@@ -188,6 +201,51 @@ pub fn render(error: Error) -> async_graphql::Error {
             e
         }
     }
+}
+
+/// A request refused before execution (by authentication, the throttle, the body's size or
+/// speed, or the database during authentication), with the HTTP status that says why, as the
+/// GraphQL-over-HTTP specification allows for requests that never reach execution.
+pub fn refusal(error: Error) -> axum::response::Response {
+    let status = match &error {
+        Error::Unauthenticated | Error::InvalidCredentials(_) => StatusCode::UNAUTHORIZED,
+        Error::Forbidden => StatusCode::FORBIDDEN,
+        Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+        Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        Error::Validation(_) | Error::NotFound | Error::Conflict(_) => StatusCode::BAD_REQUEST,
+    };
+    let retry_after = match &error {
+        Error::RateLimited { retry_after_secs } => Some(HeaderValue::from(*retry_after_secs)),
+        _ => None,
+    };
+    let rendered = render(error);
+    let mut e = ServerError::new(rendered.message, None);
+    e.extensions = rendered.extensions;
+    let body = async_graphql_axum::GraphQLResponse::from(Response::from_errors(vec![e]));
+    let mut response = (status, body).into_response();
+    if let Some(wait) = retry_after {
+        response.headers_mut().insert(header::RETRY_AFTER, wait);
+    }
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"oauthlink\""),
+        );
+    }
+    response
+}
+
+/// The code of an error this API produced (every one has one, see `ErrorCodes`).
+pub fn code_of(e: &ServerError) -> &'static str {
+    let code = e.extensions.as_ref().and_then(|x| x.get("code"));
+    ErrorCode::ALL
+        .into_iter()
+        .map(ErrorCode::as_str)
+        .find(|c| matches!(code, Some(Value::String(s)) if s == c))
+        .unwrap_or("uncoded")
 }
 
 /// A coded error for a request that never reached the executor.
@@ -205,37 +263,10 @@ fn has_code(e: &ServerError) -> bool {
         .is_some_and(|x| x.get("code").is_some())
 }
 
-fn set_code(e: &mut ServerError, code: ErrorCode) {
+pub(super) fn set_code(e: &mut ServerError, code: ErrorCode) {
     e.extensions
         .get_or_insert_with(ErrorExtensionValues::default)
         .set("code", code.as_str());
-}
-
-/// Documents with more aliases than this are refused (alias amplification).
-pub const MAX_ALIASES: usize = 30;
-
-fn count_aliases(set: &SelectionSet, doc: &ExecutableDocument, depth: usize) -> usize {
-    if depth > 64 {
-        return 0;
-    }
-    set.items
-        .iter()
-        .map(|item| match &item.node {
-            Selection::Field(f) => {
-                usize::from(f.node.alias.is_some())
-                    + count_aliases(&f.node.selection_set.node, doc, depth + 1)
-            }
-            Selection::InlineFragment(i) => {
-                count_aliases(&i.node.selection_set.node, doc, depth + 1)
-            }
-            Selection::FragmentSpread(s) => doc
-                .fragments
-                .get(&s.node.fragment_name.node)
-                .map_or(0, |f| {
-                    count_aliases(&f.node.selection_set.node, doc, depth + 1)
-                }),
-        })
-        .sum()
 }
 
 /// The REST name of an input field the library named.
@@ -300,53 +331,19 @@ fn set_field_error(e: &mut ServerError, variables: &Variables) {
 }
 
 /// Gives every error a code: the library's own errors get theirs by the phase they come from.
-/// Also keeps the parsed documents of recent queries.
-#[derive(Default)]
-pub struct ErrorCodes {
-    parsed: Arc<ParsedQueries>,
-}
+pub struct ErrorCodes;
 
 impl ExtensionFactory for ErrorCodes {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(ErrorCodesExtension {
             variables: Default::default(),
-            parsed: self.parsed.clone(),
         })
-    }
-}
-
-/// Parsed documents by query text. Clients send the same few documents with different
-/// variables; parsing one was the largest single item of a create's cost (callgrind, issue 5).
-/// Bounded: at most `PARSED_QUERIES` documents of at most `PARSED_QUERY_MAX_LEN` bytes, emptied
-/// when full. Only documents that parsed and passed the alias limit are kept.
-#[derive(Default)]
-struct ParsedQueries(std::sync::Mutex<HashMap<String, ExecutableDocument>>);
-
-const PARSED_QUERIES: usize = 64;
-const PARSED_QUERY_MAX_LEN: usize = 4096;
-
-impl ParsedQueries {
-    fn get(&self, query: &str) -> Option<ExecutableDocument> {
-        self.0.lock().ok()?.get(query).cloned()
-    }
-
-    fn put(&self, query: &str, doc: &ExecutableDocument) {
-        if query.len() > PARSED_QUERY_MAX_LEN {
-            return;
-        }
-        if let Ok(mut map) = self.0.lock() {
-            if map.len() >= PARSED_QUERIES {
-                map.clear();
-            }
-            map.insert(query.to_owned(), doc.clone());
-        }
     }
 }
 
 /// One per request: keeps the variables to tell `null` from a wrong type.
 struct ErrorCodesExtension {
     variables: std::sync::Mutex<Variables>,
-    parsed: Arc<ParsedQueries>,
 }
 
 impl ErrorCodesExtension {
@@ -370,7 +367,8 @@ impl Extension for ErrorCodesExtension {
                 set_field_error(e, &self.variables());
             } else {
                 let id = uuid::Uuid::new_v4();
-                tracing::error!(error_id = %id, error = %e.message, "unexpected GraphQL error");
+                let message = crate::telemetry::clip(&e.message);
+                tracing::error!(error_id = %id, error = ?message, "unexpected GraphQL error");
                 e.message = "Internal server error.".to_owned();
                 set_code(e, ErrorCode::InternalServerError);
                 e.extensions
@@ -391,26 +389,17 @@ impl Extension for ErrorCodesExtension {
         if let Ok(mut v) = self.variables.lock() {
             v.clone_from(variables);
         }
-        if let Some(doc) = self.parsed.get(query) {
-            return Ok(doc);
-        }
-        let doc = next.run(ctx, query, variables).await.map_err(|mut e| {
-            set_code(&mut e, ErrorCode::GraphqlParseFailed);
+        // The handler parsed and analysed the document; the library's recursion and directive
+        // checks can still refuse it here.
+        next.run(ctx, query, variables).await.map_err(|mut e| {
+            let code = if e.message.contains("recursion depth") || e.message.contains("directives") {
+                ErrorCode::QueryLimitExceeded
+            } else {
+                ErrorCode::GraphqlParseFailed
+            };
+            set_code(&mut e, code);
             e
-        })?;
-        let aliases: usize = doc
-            .operations
-            .iter()
-            .map(|(_, op)| count_aliases(&op.node.selection_set.node, &doc, 0))
-            .sum();
-        if aliases > MAX_ALIASES {
-            return Err(request_error(
-                format!("Query has {aliases} aliases; at most {MAX_ALIASES} are allowed."),
-                ErrorCode::QueryLimitExceeded,
-            ));
-        }
-        self.parsed.put(query, &doc);
-        Ok(doc)
+        })
     }
 
     async fn validation(

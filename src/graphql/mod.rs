@@ -1,26 +1,32 @@
 //! The GraphQL API: schema, HTTP handlers (POST, GET, GraphiQL) and the per-request caller.
+pub mod document;
 mod errors;
 pub mod graphiql;
 mod mutation;
-mod operation;
 mod query;
 mod types;
 
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
 use async_graphql::http::parse_query_string;
-use async_graphql::{Context, EmptySubscription, Pos, Request, Schema as GqlSchema};
+use async_graphql::parser::types::OperationType;
+use async_graphql::{Context, EmptySubscription, Request, Schema as GqlSchema, ServerError};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{RawQuery, State};
+use axum::extract::{FromRequestParts, RawQuery, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use tokio::sync::OnceCell;
 
+use document::{Document, Documents, Refusal};
 pub use errors::{ErrorCode, render};
-use errors::{ErrorCodes, request_error};
+use errors::{ErrorCodes, refusal, request_error};
 
 use crate::domain::permission::Principal;
 use crate::domain::{Error, Service};
-use crate::server::{AppState, ClientAddr};
+use crate::server::AppState;
 
 pub type Schema = GqlSchema<query::Query, mutation::Mutation, EmptySubscription>;
 
@@ -33,9 +39,7 @@ pub fn schema(service: Option<Service>) -> Schema {
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .limit_recursive_depth(64)
-        // Outermost, so it names whatever document the inner chain returns (parsed or kept).
-        .extension(operation::OperationLabel)
-        .extension(ErrorCodes::default());
+        .extension(ErrorCodes);
     if let Some(service) = service {
         builder = builder.data(service);
     }
@@ -47,20 +51,75 @@ pub fn sdl() -> String {
     schema(None).sdl_with_options(async_graphql::SDLExportOptions::new().include_specified_by())
 }
 
-/// The caller of one request, resolved on first use and at most once.
-pub struct Caller {
-    authorization: Option<String>,
-    client: ClientAddr,
-    resolved: OnceCell<Result<Principal, Error>>,
+/// The GraphQL endpoint: its schema, the analysed documents of authenticated callers, the
+/// names its root types define (the only operation labels metrics get), and the deadline of
+/// a query's execution.
+pub struct Api {
+    pub schema: Schema,
+    documents: Documents,
+    root_fields: HashSet<String>,
+    deadline: Duration,
 }
 
-impl Caller {
-    pub fn new(authorization: Option<String>, client: ClientAddr) -> Self {
-        Caller {
-            authorization,
-            client,
-            resolved: OnceCell::new(),
+/// Fields an anonymous caller may select: introspection and the list of error codes.
+const PUBLIC_ROOT_FIELDS: [&str; 4] = ["__schema", "__type", "__typename", "errorCodes"];
+
+impl Api {
+    pub fn new(schema: Schema, deadline: Duration) -> Self {
+        let root_fields = async_graphql::parser::parse_schema(schema.sdl())
+            .map(|doc| {
+                doc.definitions
+                    .iter()
+                    .filter_map(|d| match d {
+                        async_graphql::parser::types::TypeSystemDefinition::Type(t) => Some(t),
+                        _ => None,
+                    })
+                    .filter(|t| matches!(t.node.name.node.as_str(), "Query" | "Mutation"))
+                    .filter_map(|t| match &t.node.kind {
+                        async_graphql::parser::types::TypeKind::Object(o) => Some(o),
+                        _ => None,
+                    })
+                    .flat_map(|o| o.fields.iter().map(|f| f.node.name.node.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Api {
+            schema,
+            documents: Documents::default(),
+            root_fields,
+            deadline,
         }
+    }
+
+    /// The metrics label of an operation: its type and its one root field, `multiple`, or
+    /// `invalid` for names the schema does not have (so clients cannot invent labels).
+    fn label(&self, op: &document::Operation) -> String {
+        let ty = match op.ty {
+            OperationType::Query => "query",
+            OperationType::Mutation => "mutation",
+            OperationType::Subscription => "subscription",
+        };
+        let known = |f: &String| f == "__typename" || f == "__schema" || f == "__type" || self.root_fields.contains(f);
+        let field = match op.roots.as_slice() {
+            _ if !op.roots.iter().all(known) => "invalid",
+            [one] => one.as_str(),
+            _ => "multiple",
+        };
+        format!("{ty} {field}")
+    }
+}
+
+/// The caller of one request, resolved from the request's head before anything else.
+pub struct Caller(Option<Principal>);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        crate::auth::authenticate(state, parts)
+            .await
+            .map(Caller)
+            .map_err(refusal)
     }
 }
 
@@ -68,58 +127,84 @@ pub(crate) fn service<'a>(ctx: &Context<'a>) -> &'a Service {
     ctx.data_unchecked::<Service>()
 }
 
+/// The authenticated caller; anonymous callers only reach public fields (checked before
+/// execution), so this refusal is a second line.
 pub(crate) async fn caller(ctx: &Context<'_>) -> async_graphql::Result<Principal> {
-    let c = ctx.data_unchecked::<Caller>();
-    let resolved = c
-        .resolved
-        .get_or_init(|| async {
-            let state = ctx.data_unchecked::<AppState>();
-            state
-                .authenticate(c.authorization.as_deref(), c.client)
-                .await
+    ctx.data_unchecked::<Caller>()
+        .0
+        .clone()
+        .ok_or_else(|| render(Error::Unauthenticated))
+}
+
+fn document_error(error: ServerError) -> Response {
+    async_graphql_axum::GraphQLResponse::from(async_graphql::Response::from_errors(vec![error]))
+        .into_response()
+}
+
+/// Parses and analyses a document, or takes it from the cache.
+fn document(api: &Api, query: &str) -> Result<Arc<Document>, Response> {
+    if let Some(doc) = api.documents.get(query) {
+        return Ok(doc);
+    }
+    let parsed = async_graphql::parser::parse_query(query).map_err(|e| {
+        let mut e = ServerError::from(e);
+        errors::set_code(&mut e, ErrorCode::GraphqlParseFailed);
+        document_error(e)
+    })?;
+    Document::analyse(parsed).map(Arc::new).map_err(|refusal| {
+        document_error(match refusal {
+            Refusal::Limit(m) => request_error(m, ErrorCode::QueryLimitExceeded),
+            Refusal::Cycle(m) => request_error(m, ErrorCode::GraphqlValidationFailed),
         })
-        .await;
-    resolved.clone().map_err(render)
+    })
 }
 
-fn authorization(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-}
-
-async fn execute(
-    state: &AppState,
-    headers: &HeaderMap,
-    client: ClientAddr,
-    request: Request,
-) -> Response {
-    let slot = operation::OperationSlot::default();
-    let request = request
-        .data(Caller::new(authorization(headers), client))
-        .data(slot.clone())
-        .data(state.clone());
-    let response = state.schema.execute(request).await;
-    let outcome = response.errors.first().map_or_else(
-        || "ok".to_owned(),
-        |e| {
-            e.extensions
-                .as_ref()
-                .and_then(|x| x.get("code"))
-                .map_or_else(
-                    || "uncoded".to_owned(),
-                    |code| match code {
-                        async_graphql::Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    },
-                )
-        },
-    );
+async fn execute(state: &AppState, caller: Caller, mut request: Request, over_get: bool) -> Response {
+    let api = &state.graphql;
+    let doc = match document(api, &request.query) {
+        Ok(doc) => doc,
+        Err(response) => return response,
+    };
+    let op = match doc.operation(request.operation_name.as_deref()) {
+        Ok(op) => op,
+        Err(message) => return refuse(StatusCode::BAD_REQUEST, &message, ErrorCode::BadRequest),
+    };
+    if over_get && op.ty == OperationType::Mutation {
+        return refuse(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Mutations are only accepted over POST.",
+            ErrorCode::BadRequest,
+        );
+    }
+    if caller.0.is_none() {
+        if !op.roots.iter().all(|f| PUBLIC_ROOT_FIELDS.contains(&f.as_str())) {
+            return refusal(Error::Unauthenticated);
+        }
+    } else {
+        api.documents.put(&request.query, doc.clone());
+    }
+    let label = api.label(op);
+    let is_query = op.ty == OperationType::Query;
+    request.set_parsed_query(doc.parsed.clone());
+    let request = request.data(caller).data(state.clone());
+    // A query that still runs at the deadline is stopped. A mutation is not: once it has
+    // written, its answer must say so.
+    let response = if is_query {
+        match tokio::time::timeout(api.deadline, api.schema.execute(request)).await {
+            Ok(response) => response,
+            Err(_) => async_graphql::Response::from_errors(vec![request_error(
+                format!("The query ran longer than {} s and was stopped.", api.deadline.as_secs_f32()),
+                ErrorCode::QueryLimitExceeded,
+            )]),
+        }
+    } else {
+        api.schema.execute(request).await
+    };
+    let outcome = response.errors.first().map_or("ok", |e| errors::code_of(e));
     let mut http = async_graphql_axum::GraphQLResponse::from(response).into_response();
     http.extensions_mut().insert(crate::metrics::Outcome {
-        operation: slot.label(),
-        outcome,
+        operation: label,
+        outcome: outcome.to_owned(),
     });
     http
 }
@@ -132,28 +217,22 @@ fn refuse(status: StatusCode, message: &str, code: ErrorCode) -> Response {
 /// POST /graphql: one operation per request (batches are refused).
 pub async fn post(
     State(state): State<AppState>,
-    client: ClientAddr,
+    caller: Caller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let body = match body {
         Ok(body) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            let error = errors::render(Error::PayloadTooLarge).into_server_error(Pos::default());
-            let response = async_graphql::Response::from_errors(vec![error]);
-            return (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                async_graphql_axum::GraphQLResponse::from(response),
-            )
-                .into_response();
-        }
-        Err(rejection) => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                &format!("The request body could not be read: {rejection}"),
-                ErrorCode::BadRequest,
-            );
-        }
+        Err(rejection) => match crate::server::body_error(&rejection) {
+            Some(error) => return refusal(error),
+            None => {
+                return refuse(
+                    StatusCode::BAD_REQUEST,
+                    &format!("The request body could not be read: {rejection}"),
+                    ErrorCode::BadRequest,
+                );
+            }
+        },
     };
     let is_json = headers
         .get(header::CONTENT_TYPE)
@@ -170,7 +249,7 @@ pub async fn post(
             ErrorCode::BadRequest,
         );
     }
-    if body.first().is_some_and(|b| *b == b'[') || body.trim_ascii_start().starts_with(b"[") {
+    if body.trim_ascii_start().starts_with(b"[") {
         return refuse(
             StatusCode::BAD_REQUEST,
             "Batched requests are not supported.",
@@ -188,45 +267,24 @@ pub async fn post(
             );
         }
     };
-    execute(&state, &headers, client, request).await
+    execute(&state, caller, request, false).await
 }
 
 /// GET /graphql: a query in the URL (GraphQL over HTTP), or GraphiQL for a browser.
 pub async fn get(
     State(state): State<AppState>,
-    client: ClientAddr,
-    headers: HeaderMap,
+    caller: Caller,
     RawQuery(query): RawQuery,
 ) -> Response {
     let Some(query) = query.filter(|q| !q.is_empty()) else {
         return graphiql::page("/graphql");
     };
-    let request = match parse_query_string(&query) {
-        Ok(r) => r,
-        Err(e) => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                &format!("The query string is not a GraphQL request: {e}"),
-                ErrorCode::BadRequest,
-            );
-        }
-    };
-    // Mutations change state: only over POST. (A document that does not parse is left to
-    // the executor, which reports it with its code.)
-    if let Ok(doc) = async_graphql::parser::parse_query(&request.query) {
-        let selected = doc.operations.iter().find(|(name, _)| {
-            request.operation_name.is_none()
-                || name.map(|n| n.as_str()) == request.operation_name.as_deref()
-        });
-        if selected.is_some_and(|(_, op)| {
-            op.node.ty == async_graphql::parser::types::OperationType::Mutation
-        }) {
-            return refuse(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "Mutations are only accepted over POST.",
-                ErrorCode::BadRequest,
-            );
-        }
+    match parse_query_string(&query) {
+        Ok(request) => execute(&state, caller, request, true).await,
+        Err(e) => refuse(
+            StatusCode::BAD_REQUEST,
+            &format!("The query string is not a GraphQL request: {e}"),
+            ErrorCode::BadRequest,
+        ),
     }
-    execute(&state, &headers, client, request).await
 }

@@ -12,7 +12,6 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::errors::{RestError, detail, non_field};
-use crate::domain::Error;
 use crate::domain::model::{ConnectionChanges, NewConnection, Patch};
 use crate::domain::validation::{self, Errors};
 
@@ -23,10 +22,10 @@ pub fn json_object(
 ) -> Result<Map<String, Value>, Response> {
     let body = match body {
         Ok(body) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return Err(RestError(Error::PayloadTooLarge).into_response());
-        }
         Err(rejection) => {
+            if let Some(error) = crate::server::body_error(rejection) {
+                return Err(RestError(error).into_response());
+            }
             return Err(detail(
                 StatusCode::BAD_REQUEST,
                 format!("The request body could not be read: {rejection}"),

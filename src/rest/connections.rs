@@ -7,7 +7,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -19,21 +19,8 @@ use crate::config::RestShape;
 use crate::domain::model::{ConnectionFilter, Sort, SortKey};
 use crate::domain::permission::Principal;
 use crate::domain::service::UpdateKind;
-use crate::server::{AppState, ClientAddr};
-
-pub(super) async fn principal(
-    state: &AppState,
-    headers: &HeaderMap,
-    client: ClientAddr,
-) -> Result<Principal, Response> {
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    state
-        .authenticate(auth, client)
-        .await
-        .map_err(|e| RestError(e).into_response())
-}
+use super::caller::AuthUser;
+use crate::server::AppState;
 
 /// Detail ids are integers; anything else is Django's plain "Not found.".
 fn parse_id(id: &str) -> Result<i32, Response> {
@@ -62,11 +49,10 @@ macro_rules! tri {
 )]
 pub async fn create(
     State(state): State<AppState>,
-    client: ClientAddr,
+    AuthUser(caller): AuthUser,
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let caller = tri!(principal(&state, &headers, client).await);
     let map = tri!(body::json_object(&headers, &raw));
     let (input, errors) = body::new_connection(&map);
     match state
@@ -95,11 +81,9 @@ pub async fn create(
 )]
 pub async fn retrieve(
     State(state): State<AppState>,
-    client: ClientAddr,
-    headers: HeaderMap,
+    AuthUser(caller): AuthUser,
     Path(id): Path<String>,
 ) -> Response {
-    let caller = tri!(principal(&state, &headers, client).await);
     let pk = tri!(parse_id(&id));
     match state.service.connection(&caller, pk).await {
         Ok(c) => Json(shape::with_source(&c, state.rest_shape)).into_response(),
@@ -109,15 +93,14 @@ pub async fn retrieve(
 
 async fn update(
     state: AppState,
-    client: ClientAddr,
-    headers: HeaderMap,
+    caller: Principal,
+    headers: &HeaderMap,
     id: String,
     raw: Result<Bytes, BytesRejection>,
     kind: UpdateKind,
 ) -> Response {
-    let caller = tri!(principal(&state, &headers, client).await);
     let pk = tri!(parse_id(&id));
-    let map = tri!(body::json_object(&headers, &raw));
+    let map = tri!(body::json_object(headers, &raw));
     let (changes, errors) = body::changes(&map);
     match state
         .service
@@ -142,12 +125,12 @@ async fn update(
 )]
 pub async fn put(
     State(state): State<AppState>,
-    client: ClientAddr,
+    AuthUser(caller): AuthUser,
     headers: HeaderMap,
     Path(id): Path<String>,
     raw: Result<Bytes, BytesRejection>,
 ) -> Response {
-    update(state, client, headers, id, raw, UpdateKind::Full).await
+    update(state, caller, &headers, id, raw, UpdateKind::Full).await
 }
 
 #[utoipa::path(
@@ -163,12 +146,12 @@ pub async fn put(
 )]
 pub async fn patch(
     State(state): State<AppState>,
-    client: ClientAddr,
+    AuthUser(caller): AuthUser,
     headers: HeaderMap,
     Path(id): Path<String>,
     raw: Result<Bytes, BytesRejection>,
 ) -> Response {
-    update(state, client, headers, id, raw, UpdateKind::Partial).await
+    update(state, caller, &headers, id, raw, UpdateKind::Partial).await
 }
 
 #[utoipa::path(
@@ -183,11 +166,9 @@ pub async fn patch(
 )]
 pub async fn destroy(
     State(state): State<AppState>,
-    client: ClientAddr,
-    headers: HeaderMap,
+    AuthUser(caller): AuthUser,
     Path(id): Path<String>,
 ) -> Response {
-    let caller = tri!(principal(&state, &headers, client).await);
     let pk = tri!(parse_id(&id));
     match state.service.delete_connection(&caller, pk).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
@@ -208,11 +189,9 @@ pub async fn destroy(
 )]
 pub async fn used_by(
     State(state): State<AppState>,
-    client: ClientAddr,
-    headers: HeaderMap,
+    AuthUser(caller): AuthUser,
     Path(id): Path<String>,
 ) -> Response {
-    let caller = tri!(principal(&state, &headers, client).await);
     let pk = tri!(parse_id(&id));
     match state.service.connection(&caller, pk).await {
         Ok(_) => Json(json!([])).into_response(),
@@ -268,11 +247,9 @@ fn ordering(param: Option<&str>) -> Vec<Sort> {
 )]
 pub async fn list(
     State(state): State<AppState>,
-    client: ClientAddr,
-    headers: HeaderMap,
+    AuthUser(caller): AuthUser,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    let caller = tri!(principal(&state, &headers, client).await);
     let service = &state.service;
     let request = tri!(PageRequest::parse(&params));
     let mut filter = ConnectionFilter {

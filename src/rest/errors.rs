@@ -29,6 +29,15 @@ fn coded(status: StatusCode, detail: impl Into<String>, code: &str) -> Response 
         .into_response()
 }
 
+/// A method this server does not know (RFC 9110: 501), answered before routing.
+pub fn not_implemented() -> Response {
+    coded(
+        StatusCode::NOT_IMPLEMENTED,
+        "Method not implemented.",
+        "not_implemented",
+    )
+}
+
 pub fn non_field(message: impl Into<String>) -> Response {
     let message: String = message.into();
     (
@@ -70,6 +79,11 @@ impl IntoResponse for RestError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "Request body is too large.",
                 "payload_too_large",
+            ),
+            Error::RequestTimeout => coded(
+                StatusCode::REQUEST_TIMEOUT,
+                "The request body was not received in time.",
+                "request_timeout",
             ),
             Error::RateLimited { retry_after_secs } => {
                 let mut r = coded(

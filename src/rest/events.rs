@@ -5,18 +5,17 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::connections::principal;
+use super::caller::AuthUser;
 use super::errors::RestError;
 use super::paging::PageRequest;
 use super::shape::Pagination;
-use crate::server::{AppState, ClientAddr};
+use crate::server::AppState;
 
 /// One audited create, update or delete. Never holds a secret.
 #[derive(Serialize, ToSchema)]
@@ -55,14 +54,9 @@ pub struct PaginatedAuditEventList {
 )]
 pub async fn list(
     State(state): State<AppState>,
-    client: ClientAddr,
-    headers: HeaderMap,
+    AuthUser(caller): AuthUser,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    let caller = match principal(&state, &headers, client).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
     let request = match PageRequest::parse(&params) {
         Ok(r) => r,
         Err(r) => return r,

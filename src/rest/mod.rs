@@ -1,6 +1,7 @@
 //! The REST shim: authentik's `/api/v3/sources/user_connections/oauth/` viewset, its
 //! health endpoints, and the audit list.
 mod body;
+mod caller;
 mod connections;
 pub mod errors;
 mod events;

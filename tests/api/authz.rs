@@ -333,7 +333,7 @@ fn assert_refused(answer: &Answer, op: Op, expect: Expect, case: &str) {
             "Authentication credentials were not provided.",
             "UNAUTHENTICATED",
         ),
-        BadCredentials => (403, "Token invalid/expired", "FORBIDDEN"),
+        BadCredentials => (403, "Token invalid/expired", "UNAUTHENTICATED"),
         Forbidden => (
             403,
             "You do not have permission to perform this action.",

@@ -177,7 +177,8 @@ async fn authentication_and_permission_come_before_anything_else() {
     let bad = app
         .graphql(Some("bad-key"), CREATE, unknown_source.clone())
         .await;
-    assert_eq!(code(&bad), "FORBIDDEN");
+    // Refused credentials: sign in again (not "not allowed").
+    assert_eq!(code(&bad), "UNAUTHENTICATED");
     assert_eq!(bad["errors"][0]["message"], "Token invalid/expired");
     // No permission: refused before the (invalid, unknown) input is looked at.
     let r = app.graphql(Some(&plain), CREATE, unknown_source).await;

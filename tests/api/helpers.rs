@@ -78,6 +78,18 @@ pub fn config(database_url: &str) -> Config {
     }
 }
 
+/// The server's own connection loop, with its default limits, until the test ends.
+async fn serve_forever(listener: tokio::net::TcpListener, app: axum::Router) {
+    oauthlink::server::serve(
+        listener,
+        app,
+        oauthlink::server::HttpLimits::default(),
+        std::future::pending(),
+        std::time::Duration::ZERO,
+    )
+    .await;
+}
+
 impl TestApp {
     pub async fn spawn() -> TestApp {
         Self::spawn_with(RestShape::Documented).await
@@ -114,9 +126,8 @@ impl TestApp {
         let origins: Vec<String> = cors_origins.iter().map(|o| o.to_string()).collect();
         let cors = oauthlink::server::cors_layer(&origins).unwrap();
         let state = customize(AppState::new(service.clone(), shape));
-        let app = router_with_cors(state, 64 * 1024, cors)
-            .into_make_service_with_connect_info::<std::net::SocketAddr>();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let app = router_with_cors(state, 64 * 1024, cors);
+        tokio::spawn(serve_forever(listener, app));
         TestApp {
             base,
             client: reqwest::Client::new(),
@@ -144,7 +155,7 @@ impl TestApp {
             64 * 1024,
             None,
         );
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        tokio::spawn(serve_forever(listener, app));
         TestApp {
             base,
             client: reqwest::Client::new(),

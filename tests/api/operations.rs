@@ -222,11 +222,11 @@ async fn metrics_count_requests_by_operation_and_outcome() {
         ),
         Some(1.0)
     );
-    // A document that does not validate is `invalid`: clients cannot invent label values.
+    // A root field the schema does not have is `invalid`: clients cannot invent label values.
     assert_eq!(
         sample(
             &text,
-            r#"oauthlink_requests_total{api="graphql",operation="invalid",outcome="GRAPHQL_VALIDATION_FAILED"}"#
+            r#"oauthlink_requests_total{api="graphql",operation="query invalid",outcome="GRAPHQL_VALIDATION_FAILED"}"#
         ),
         Some(1.0)
     );

@@ -100,7 +100,7 @@ async fn tokens_valid_unknown_expired_and_inactive() {
     );
     assert_eq!(
         code(&app.graphql(Some("nope"), me, json!({})).await),
-        "FORBIDDEN"
+        "UNAUTHENTICATED"
     );
     assert_eq!(
         code(&app.graphql(None, me, json!({})).await),
@@ -125,12 +125,13 @@ async fn tokens_valid_unknown_expired_and_inactive() {
         .await
         .unwrap();
     let r = app.graphql(Some(&expired_key), me, json!({})).await;
-    assert_eq!(code(&r), "FORBIDDEN");
+    assert_eq!(code(&r), "UNAUTHENTICATED");
     assert_eq!(r["errors"][0]["message"], "Token invalid/expired");
 
     // Inactive user: the same answer.
     store.set_user_active(id, false).await.unwrap();
     let r = app.graphql(Some(&key), me, json!({})).await;
+    assert_eq!(code(&r), "UNAUTHENTICATED");
     assert_eq!(r["errors"][0]["message"], "Token invalid/expired");
 }
 
