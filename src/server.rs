@@ -349,10 +349,11 @@ impl Activity {
         ActivityGuard(self.clone())
     }
 
-    /// When the connection turns idle-too-long, if it is idle now.
-    fn idle_until(&self, since_open: Instant, keep_alive: Duration) -> Option<Instant> {
+    /// When the connection turns idle-too-long, if it is idle after a request now. (Before
+    /// its first request the header-read timeout alone bounds it.)
+    fn idle_until(&self, keep_alive: Duration) -> Option<Instant> {
         let a = self.0.lock().ok()?;
-        (a.0 == 0).then(|| a.1.unwrap_or(since_open) + keep_alive)
+        if a.0 == 0 { a.1.map(|done| done + keep_alive) } else { None }
     }
 }
 
@@ -376,7 +377,6 @@ async fn connection(
     mut shutdown: watch::Receiver<bool>,
     _permit: OwnedSemaphorePermit,
 ) {
-    let opened = Instant::now();
     let activity = Arc::new(Activity::default());
     let service = {
         let activity = activity.clone();
@@ -406,14 +406,14 @@ async fn connection(
         conn.as_mut().graceful_shutdown();
     }
     loop {
-        // Busy: look again one keep-alive later.
+        // Busy, or before the first request: look again one keep-alive later.
         let wake = activity
-            .idle_until(opened, limits.keep_alive)
+            .idle_until(limits.keep_alive)
             .unwrap_or_else(|| Instant::now() + limits.keep_alive);
         tokio::select! {
             _ = conn.as_mut() => break,
             () = tokio::time::sleep_until(wake), if !closing => {
-                if activity.idle_until(opened, limits.keep_alive).is_some_and(|t| t <= Instant::now()) {
+                if activity.idle_until(limits.keep_alive).is_some_and(|t| t <= Instant::now()) {
                     conn.as_mut().graceful_shutdown();
                     closing = true;
                 }

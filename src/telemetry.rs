@@ -24,7 +24,12 @@ pub const CLIP_CHARS: usize = 200;
 /// Debug quotes and escapes newlines and control characters, so a value cannot start a line
 /// of its own in the human format (the JSON format escapes anyway).
 pub fn clip(s: &str) -> std::borrow::Cow<'_, str> {
-    match s.char_indices().nth(CLIP_CHARS) {
+    clip_to(s, CLIP_CHARS)
+}
+
+/// `clip` with another length, for messages that may quote client values (database errors).
+pub fn clip_to(s: &str, chars: usize) -> std::borrow::Cow<'_, str> {
+    match s.char_indices().nth(chars) {
         None => std::borrow::Cow::Borrowed(s),
         Some((end, _)) => std::borrow::Cow::Owned(format!("{}…", &s[..end])),
     }

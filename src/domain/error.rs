@@ -112,7 +112,10 @@ impl Error {
     /// Logs an unexpected failure with a fresh id and returns the masked error.
     pub fn internal(cause: impl fmt::Display) -> Self {
         let id = uuid::Uuid::new_v4();
-        tracing::error!(error_id = %id, error = %cause, "internal error");
+        // Debug-escaped and bounded: a database error may quote a client's value.
+        let cause = cause.to_string();
+        let cause = crate::telemetry::clip_to(&cause, 1000);
+        tracing::error!(error_id = %id, error = ?cause, "internal error");
         Error::Internal { id }
     }
 }

@@ -55,7 +55,7 @@ pub(super) fn audit_log(actor: i32, action: &'static str, row: &conn::Model) {
         connection = row.id,
         user = row.user_id,
         source = %row.source_id,
-        identifier = %row.identifier,
+        identifier = ?crate::telemetry::clip(&row.identifier),
         "connection {action}"
     );
 }

@@ -273,7 +273,8 @@ pub(crate) fn db_error(err: DbErr) -> Error {
         return Error::Conflict(rule);
     }
     if is_unavailable(&err) {
-        tracing::warn!(error = %err, "database unavailable");
+        let err = err.to_string();
+        tracing::warn!(error = ?crate::telemetry::clip_to(&err, 1000), "database unavailable");
         return Error::Unavailable;
     }
     Error::internal(err)
