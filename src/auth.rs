@@ -31,7 +31,9 @@ impl TrustedProxies {
             .map(|s| {
                 s.parse::<IpNet>()
                     .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| anyhow::anyhow!("bad trusted proxy {s:?}: expected an address or CIDR"))
+                    .map_err(|_| {
+                        anyhow::anyhow!("bad trusted proxy {s:?}: expected an address or CIDR")
+                    })
             })
             .collect::<anyhow::Result<_>>()
             .map(TrustedProxies)
@@ -88,7 +90,10 @@ impl ClientAddr {
 impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         Ok(ClientAddr::of(parts, &state.trusted_proxies))
     }
 }
@@ -162,10 +167,16 @@ mod tests {
         let proxies = TrustedProxies::parse(&["10.0.0.0/8".into(), "192.0.2.1".into()]).unwrap();
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         // An untrusted peer: its header is ignored.
-        assert_eq!(proxies.client(ip("198.51.100.7"), &headers(&["203.0.113.9"])), ip("198.51.100.7"));
+        assert_eq!(
+            proxies.client(ip("198.51.100.7"), &headers(&["203.0.113.9"])),
+            ip("198.51.100.7")
+        );
         // Trusted: the right-most untrusted hop, not a spoofed left-most one.
         assert_eq!(
-            proxies.client(ip("10.1.2.3"), &headers(&["1.1.1.1, 203.0.113.9, 10.9.9.9"])),
+            proxies.client(
+                ip("10.1.2.3"),
+                &headers(&["1.1.1.1, 203.0.113.9, 10.9.9.9"])
+            ),
             ip("203.0.113.9")
         );
         // Several header lines read as one list.
@@ -174,8 +185,14 @@ mod tests {
             ip("203.0.113.5")
         );
         // No header, or garbage: the proxy itself.
-        assert_eq!(proxies.client(ip("10.1.2.3"), &headers(&[])), ip("10.1.2.3"));
-        assert_eq!(proxies.client(ip("10.1.2.3"), &headers(&["nonsense"])), ip("10.1.2.3"));
+        assert_eq!(
+            proxies.client(ip("10.1.2.3"), &headers(&[])),
+            ip("10.1.2.3")
+        );
+        assert_eq!(
+            proxies.client(ip("10.1.2.3"), &headers(&["nonsense"])),
+            ip("10.1.2.3")
+        );
         assert!(TrustedProxies::parse(&["not-a-cidr".into()]).is_err());
     }
 }

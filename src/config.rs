@@ -129,15 +129,27 @@ pub struct ServeArgs {
 
     /// Seconds a connection has to deliver a complete request head (also bounds how long it
     /// may wait idle for its next request).
-    #[arg(long, env = "OAUTHLINK_HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10)]
+    #[arg(
+        long,
+        env = "OAUTHLINK_HEADER_READ_TIMEOUT_SECONDS",
+        default_value_t = 10
+    )]
     pub header_read_timeout_seconds: u64,
 
     /// Seconds from a request's head to its complete body (408 beyond).
-    #[arg(long, env = "OAUTHLINK_BODY_READ_TIMEOUT_SECONDS", default_value_t = 10)]
+    #[arg(
+        long,
+        env = "OAUTHLINK_BODY_READ_TIMEOUT_SECONDS",
+        default_value_t = 10
+    )]
     pub body_read_timeout_seconds: u64,
 
     /// Seconds an idle keep-alive connection is kept.
-    #[arg(long, env = "OAUTHLINK_KEEP_ALIVE_TIMEOUT_SECONDS", default_value_t = 5)]
+    #[arg(
+        long,
+        env = "OAUTHLINK_KEEP_ALIVE_TIMEOUT_SECONDS",
+        default_value_t = 5
+    )]
     pub keep_alive_timeout_seconds: u64,
 
     /// Largest request head in bytes (request line and headers; 431 beyond).

@@ -75,10 +75,7 @@ impl AppState {
 
     /// Stops GraphQL queries still running after `deadline`.
     pub fn with_query_deadline(mut self, deadline: Duration) -> Self {
-        self.graphql = Arc::new(graphql::Api::new(
-            self.graphql.schema.clone(),
-            deadline,
-        ));
+        self.graphql = Arc::new(graphql::Api::new(self.graphql.schema.clone(), deadline));
         self
     }
 }
@@ -182,8 +179,7 @@ fn acceptable_request_id(v: &HeaderValue) -> bool {
     let b = v.as_bytes();
     !b.is_empty()
         && b.len() <= REQUEST_ID_MAX_LEN
-        && b
-            .iter()
+        && b.iter()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
 }
 
@@ -330,7 +326,9 @@ pub fn router_with_limits(state: AppState, limits: &HttpLimits, cors: Option<Cor
             }),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .layer(axum::middleware::from_fn(move |req, next| gate(body_read, req, next)));
+        .layer(axum::middleware::from_fn(move |req, next| {
+            gate(body_read, req, next)
+        }));
     match cors {
         Some(layer) => app.layer(layer),
         None => app,
@@ -353,7 +351,11 @@ impl Activity {
     /// its first request the header-read timeout alone bounds it.)
     fn idle_until(&self, keep_alive: Duration) -> Option<Instant> {
         let a = self.0.lock().ok()?;
-        if a.0 == 0 { a.1.map(|done| done + keep_alive) } else { None }
+        if a.0 == 0 {
+            a.1.map(|done| done + keep_alive)
+        } else {
+            None
+        }
     }
 }
 
@@ -469,7 +471,10 @@ pub async fn serve(
     drop(listener);
     let _ = stop.send(true);
     let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
-    if tokio::time::timeout(grace, slots.acquire_many(all)).await.is_err() {
+    if tokio::time::timeout(grace, slots.acquire_many(all))
+        .await
+        .is_err()
+    {
         tracing::warn!("in-flight requests still running after the grace period; closing");
     }
 }

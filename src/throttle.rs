@@ -95,7 +95,11 @@ impl FailedAuthThrottle {
         self.drained_at
             .entry(address_key(client))
             .and_compute_with(|entry| match entry {
-                Some(e) => Op::Put(e.into_value().checked_sub(interval).unwrap_or(Instant::now())),
+                Some(e) => Op::Put(
+                    e.into_value()
+                        .checked_sub(interval)
+                        .unwrap_or(Instant::now()),
+                ),
                 None => Op::Nop,
             });
     }

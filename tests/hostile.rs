@@ -54,7 +54,8 @@ impl Server {
     fn start(envs: &[(&str, &str)]) -> Server {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("oauthlink_hostile_{}_{n}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("oauthlink_hostile_{}_{n}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let url = format!("sqlite://{}/db.sqlite3?mode=rwc", dir.display());
         let secret = random_hex(64);
@@ -119,7 +120,12 @@ impl Server {
             .expect("VmRSS")
     }
 
-    async fn graphql(&self, client: &reqwest::Client, key: Option<&str>, body: Value) -> (u16, reqwest::header::HeaderMap, Value) {
+    async fn graphql(
+        &self,
+        client: &reqwest::Client,
+        key: Option<&str>,
+        body: Value,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
         let mut req = client.post(format!("{}/graphql", self.base)).json(&body);
         if let Some(key) = key {
             req = req.bearer_auth(key);
@@ -177,7 +183,11 @@ async fn the_fragment_explosion_is_refused_before_any_work_while_health_stays_fa
             let health = health.await.unwrap();
             println!(
                 "  {}: refused in {took:?} ({status} {}); concurrent health checks: median {:?}, worst {:?}",
-                if key.is_some() { "authenticated" } else { "anonymous" },
+                if key.is_some() {
+                    "authenticated"
+                } else {
+                    "anonymous"
+                },
                 code(&body),
                 health[10],
                 health[19],
@@ -223,11 +233,29 @@ async fn odd_methods_and_root_field_combinations_leave_metrics_and_memory_bounde
     let client = reqwest::Client::new();
     // Warm up the paths the flood takes, then take the baseline.
     for _ in 0..50 {
-        client.get(format!("{}/metrics", server.base)).send().await.unwrap();
-        server.graphql(&client, Some(&server.key), json!({"query": "{ me { pk } errorCodes }"})).await;
+        client
+            .get(format!("{}/metrics", server.base))
+            .send()
+            .await
+            .unwrap();
+        server
+            .graphql(
+                &client,
+                Some(&server.key),
+                json!({"query": "{ me { pk } errorCodes }"}),
+            )
+            .await;
     }
     let rss_before = server.rss_kib();
-    let size_before = client.get(format!("{}/metrics", server.base)).send().await.unwrap().text().await.unwrap().len();
+    let size_before = client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .len();
 
     // 20,000 distinct methods, pipelined over 10 connections.
     let mut tasks = Vec::new();
@@ -243,7 +271,10 @@ async fn odd_methods_and_root_field_combinations_leave_metrics_and_memory_bounde
     }
     assert_eq!(answered, 20_000);
     let r = client
-        .request(reqwest::Method::from_bytes(b"BREW").unwrap(), format!("{}{REST}", server.base))
+        .request(
+            reqwest::Method::from_bytes(b"BREW").unwrap(),
+            format!("{}{REST}", server.base),
+        )
         .send()
         .await
         .unwrap();
@@ -254,7 +285,9 @@ async fn odd_methods_and_root_field_combinations_leave_metrics_and_memory_bounde
     for _ in 0..20 {
         let long = "X".repeat(100_000);
         let mut s = TcpStream::connect(server.addr).await.unwrap();
-        let _ = s.write_all(format!("{long} / HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await;
+        let _ = s
+            .write_all(format!("{long} / HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .await;
         let mut buf = Vec::new();
         let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
         let head = String::from_utf8_lossy(&buf);
@@ -279,10 +312,19 @@ async fn odd_methods_and_root_field_combinations_leave_metrics_and_memory_bounde
             .map(|(_, f)| *f)
             .collect();
         let query = format!("{{ {} }}", selected.join(" "));
-        let (status, _, body) = server.graphql(&client, Some(&server.key), json!({"query": query})).await;
+        let (status, _, body) = server
+            .graphql(&client, Some(&server.key), json!({"query": query}))
+            .await;
         assert_eq!(status, 200, "{body}");
     }
-    let metrics = client.get(format!("{}/metrics", server.base)).send().await.unwrap().text().await.unwrap();
+    let metrics = client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let rss_after = server.rss_kib();
     println!(
         "/metrics: {size_before} bytes before, {} bytes after 20,000 odd methods and 127 field combinations; RSS {rss_before} KiB -> {rss_after} KiB",
@@ -290,8 +332,14 @@ async fn odd_methods_and_root_field_combinations_leave_metrics_and_memory_bounde
     );
     assert!(metrics.len() < 100 * 1024, "{} bytes", metrics.len());
     assert!(!metrics.contains("ODD"), "a client's method became a label");
-    assert!(metrics.contains(r#"operation="query multiple""#), "{metrics}");
-    assert!(rss_after < rss_before + 10 * 1024, "RSS {rss_before} KiB -> {rss_after} KiB");
+    assert!(
+        metrics.contains(r#"operation="query multiple""#),
+        "{metrics}"
+    );
+    assert!(
+        rss_after < rss_before + 10 * 1024,
+        "RSS {rss_before} KiB -> {rss_after} KiB"
+    );
 }
 
 #[tokio::test]
@@ -322,7 +370,10 @@ async fn client_values_cannot_forge_log_lines() {
     // A long or odd request id is replaced, a short safe one kept.
     for (sent, kept) in [
         ("x".repeat(300_000 / 100), false),
-        (format!("abc{forged}").replace(['\n', '\r', '\u{1b}'], " "), false),
+        (
+            format!("abc{forged}").replace(['\n', '\r', '\u{1b}'], " "),
+            false,
+        ),
         ("trace-42.a_b:c".to_owned(), true),
     ] {
         let r = client
@@ -340,15 +391,22 @@ async fn client_values_cannot_forge_log_lines() {
     let longest = log.iter().map(String::len).max().unwrap_or(0);
     println!("log: {} lines, longest {longest} bytes", log.len());
     for line in &log {
-        assert!(!line.contains("FORGED") || !line.trim_start().starts_with("1999-01-01"), "forged line: {line:?}");
+        assert!(
+            !line.contains("FORGED") || !line.trim_start().starts_with("1999-01-01"),
+            "forged line: {line:?}"
+        );
         assert!(!line.contains('\u{1b}'), "raw escape in the log: {line:?}");
         assert!(line.len() < 4096, "a {} byte log line", line.len());
     }
     assert!(
-        log.iter().any(|l| l.contains("oauthlink::audit") && l.contains(r#"identifier="id\n1999-01-01"#)),
+        log.iter()
+            .any(|l| l.contains("oauthlink::audit") && l.contains(r#"identifier="id\n1999-01-01"#)),
         "the audit line carries the identifier escaped: {log:#?}"
     );
-    assert!(!log.iter().any(|l| l.contains(" ERROR ")), "a client error logged at ERROR: {log:#?}");
+    assert!(
+        !log.iter().any(|l| l.contains(" ERROR ")),
+        "a client error logged at ERROR: {log:#?}"
+    );
 }
 
 /// Reads until the server closes the connection; true if it did within `limit`.
@@ -392,7 +450,9 @@ async fn slow_and_idle_connections_are_closed_by_the_timeouts() {
     // 75 send their head byte by byte, never finishing it.
     for _ in 0..75 {
         let mut s = TcpStream::connect(server.addr).await.unwrap();
-        s.write_all(b"GET /-/health/live/ HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        s.write_all(b"GET /-/health/live/ HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
         slow.push(("slow head", s));
     }
     // 75 send a head and never finish the body.
@@ -408,14 +468,22 @@ async fn slow_and_idle_connections_are_closed_by_the_timeouts() {
     // 75 finish one request and stay idle.
     for _ in 0..75 {
         let mut s = TcpStream::connect(server.addr).await.unwrap();
-        s.write_all(b"GET /-/health/live/ HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        s.write_all(b"GET /-/health/live/ HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
         slow.push(("idle keep-alive", s));
     }
     // 75 hold a 400 KB header that never ends.
     for _ in 0..75 {
         let mut s = TcpStream::connect(server.addr).await.unwrap();
         let _ = s
-            .write_all(format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}", "a".repeat(400 * 1024)).as_bytes())
+            .write_all(
+                format!(
+                    "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}",
+                    "a".repeat(400 * 1024)
+                )
+                .as_bytes(),
+            )
             .await;
         slow.push(("400 KB header", s));
     }
@@ -439,7 +507,10 @@ async fn slow_and_idle_connections_are_closed_by_the_timeouts() {
         open.len()
     );
     assert!(open.is_empty(), "left open: {open:?}");
-    assert!(during < before + Duration::from_millis(100), "{before:?} -> {during:?}");
+    assert!(
+        during < before + Duration::from_millis(100),
+        "{before:?} -> {during:?}"
+    );
     // (A new client: the old one's pooled connection was closed as idle, as it should be.)
     assert_eq!(reqwest::get(&url).await.unwrap().status(), 200);
 }
@@ -453,7 +524,13 @@ async fn the_throttle_is_exact_and_spares_known_keys_and_trusts_only_its_proxies
     ]);
     let client = reqwest::Client::new();
     // The administrator's key works from this address before the flood.
-    let (status, _, _) = server.graphql(&client, Some(&server.key), json!({"query": "{ me { pk } }"})).await;
+    let (status, _, _) = server
+        .graphql(
+            &client,
+            Some(&server.key),
+            json!({"query": "{ me { pk } }"}),
+        )
+        .await;
     assert_eq!(status, 200);
 
     // 200 concurrent wrong keys from one address.
@@ -483,14 +560,27 @@ async fn the_throttle_is_exact_and_spares_known_keys_and_trusts_only_its_proxies
             other => panic!("unexpected answer {other:?}"),
         }
     }
-    println!("200 concurrent wrong keys: {looked_up} looked up (401), {throttled} refused (429 with Retry-After)");
+    println!(
+        "200 concurrent wrong keys: {looked_up} looked up (401), {throttled} refused (429 with Retry-After)"
+    );
     assert!(looked_up <= 20, "{looked_up}");
     assert_eq!(looked_up + throttled, 200);
 
     // The administrator, authenticated recently, is still served; REST says 429 too.
-    let (status, _, body) = server.graphql(&client, Some(&server.key), json!({"query": "{ me { pk } }"})).await;
+    let (status, _, body) = server
+        .graphql(
+            &client,
+            Some(&server.key),
+            json!({"query": "{ me { pk } }"}),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
-    let r = client.get(format!("{}{REST}", server.base)).bearer_auth("wrong").send().await.unwrap();
+    let r = client
+        .get(format!("{}{REST}", server.base))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 429);
     assert!(r.headers().contains_key("retry-after"));
 
@@ -513,8 +603,16 @@ async fn the_throttle_is_exact_and_spares_known_keys_and_trusts_only_its_proxies
     for _ in 0..20 {
         assert_eq!(wrong(&proxy, "203.0.113.1").await.unwrap().status(), 403);
     }
-    assert_eq!(wrong(&proxy, "203.0.113.1").await.unwrap().status(), 429, "the forwarded client is over");
-    assert_eq!(wrong(&proxy, "203.0.113.2").await.unwrap().status(), 403, "another forwarded client is not");
+    assert_eq!(
+        wrong(&proxy, "203.0.113.1").await.unwrap().status(),
+        429,
+        "the forwarded client is over"
+    );
+    assert_eq!(
+        wrong(&proxy, "203.0.113.2").await.unwrap().status(),
+        403,
+        "another forwarded client is not"
+    );
     for i in 0..20 {
         let r = wrong(&stranger, &format!("198.51.100.{i}")).await.unwrap();
         assert_eq!(r.status(), 403);
@@ -534,22 +632,42 @@ async fn graphql_authenticates_before_parsing_or_validating() {
     let create = "mutation($s: UUID!) { createUserOAuthConnection(input: {source: $s, identifier: \"x\"}) { pk } }";
     // Anonymous, with a malformed UUID: not BAD_USER_INPUT.
     let (status, headers, body) = server
-        .graphql(&client, None, json!({"query": create, "variables": {"s": "not-a-uuid"}}))
+        .graphql(
+            &client,
+            None,
+            json!({"query": create, "variables": {"s": "not-a-uuid"}}),
+        )
         .await;
     assert_eq!((status, code(&body)), (401, "UNAUTHENTICATED"), "{body}");
     assert!(headers.contains_key("www-authenticate"));
     // Anonymous, with a misspelt field: no "Did you mean" suggestions.
-    let (status, _, body) = server.graphql(&client, None, json!({"query": "{ userOAuthSourceConection { pk } }"})).await;
+    let (status, _, body) = server
+        .graphql(
+            &client,
+            None,
+            json!({"query": "{ userOAuthSourceConection { pk } }"}),
+        )
+        .await;
     assert_eq!((status, code(&body)), (401, "UNAUTHENTICATED"), "{body}");
     assert!(!body.to_string().contains("Did you mean"), "{body}");
     // Anonymous introspection and errorCodes are public.
     let (status, _, body) = server
-        .graphql(&client, None, json!({"query": "{ __schema { queryType { name } } errorCodes }"}))
+        .graphql(
+            &client,
+            None,
+            json!({"query": "{ __schema { queryType { name } } errorCodes }"}),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["__schema"]["queryType"]["name"], "Query");
     // A bad key: UNAUTHENTICATED (sign in again), not FORBIDDEN.
-    let (status, _, body) = server.graphql(&client, Some("not-a-key"), json!({"query": "{ errorCodes }"})).await;
+    let (status, _, body) = server
+        .graphql(
+            &client,
+            Some("not-a-key"),
+            json!({"query": "{ errorCodes }"}),
+        )
+        .await;
     assert_eq!((status, code(&body)), (401, "UNAUTHENTICATED"), "{body}");
     // API answers are not cached nor sniffed.
     let r = client

@@ -51,10 +51,17 @@ impl Cost {
             (self.aliases, MAX_ALIASES, "aliases"),
             (self.depth, MAX_DEPTH, "levels of nesting"),
         ];
-        checks.iter().find(|(n, max, _)| n > max).map(|(n, max, what)| {
-            let n = if *n == u64::MAX { "too many".to_owned() } else { n.to_string() };
-            format!("Query has {n} {what} with fragments expanded; at most {max} are allowed.")
-        })
+        checks
+            .iter()
+            .find(|(n, max, _)| n > max)
+            .map(|(n, max, what)| {
+                let n = if *n == u64::MAX {
+                    "too many".to_owned()
+                } else {
+                    n.to_string()
+                };
+                format!("Query has {n} {what} with fragments expanded; at most {max} are allowed.")
+            })
     }
 }
 
@@ -92,11 +99,15 @@ impl<'a> Counter<'a> {
                     Cost {
                         fields: child.fields.saturating_add(1),
                         spreads: child.spreads,
-                        aliases: child.aliases.saturating_add(u64::from(f.node.alias.is_some())),
+                        aliases: child
+                            .aliases
+                            .saturating_add(u64::from(f.node.alias.is_some())),
                         depth: child.depth.saturating_add(1),
                     }
                 }
-                Selection::InlineFragment(i) => self.set(&i.node.selection_set.node, nesting + 1)?,
+                Selection::InlineFragment(i) => {
+                    self.set(&i.node.selection_set.node, nesting + 1)?
+                }
                 Selection::FragmentSpread(s) => {
                     let fragment = self.fragment(&s.node.fragment_name.node, nesting + 1)?;
                     Cost {
@@ -244,7 +255,9 @@ impl Default for Documents {
             moka::sync::Cache::builder()
                 .max_capacity(CACHE_BYTES)
                 .weigher(|query: &Arc<str>, _| {
-                    u32::try_from(query.len()).unwrap_or(u32::MAX).saturating_mul(PARSED_WEIGHT)
+                    u32::try_from(query.len())
+                        .unwrap_or(u32::MAX)
+                        .saturating_mul(PARSED_WEIGHT)
                 })
                 .build(),
         )
@@ -311,7 +324,8 @@ mod tests {
 
     #[test]
     fn cycles_and_deep_nesting_are_refused() {
-        let cycle = analyse("query { ...A } fragment A on Query { ...B } fragment B on Query { ...A }");
+        let cycle =
+            analyse("query { ...A } fragment A on Query { ...B } fragment B on Query { ...A }");
         assert!(matches!(cycle, Err(Refusal::Cycle(_))), "{cycle:?}");
         let deep = format!("query {{ {}pk{} }}", "me { ".repeat(20), " }".repeat(20));
         assert!(matches!(analyse(&deep), Err(Refusal::Limit(_))));
@@ -319,11 +333,23 @@ mod tests {
 
     #[test]
     fn the_operation_is_chosen_as_the_executor_would() {
-        let doc = analyse("query A { me { pk } } mutation B { deleteUserOAuthSourceConnection(pk: 1) }").unwrap();
-        assert_eq!(doc.operation(Some("B")).unwrap().ty, OperationType::Mutation);
-        assert_eq!(doc.operation(Some("B")).unwrap().roots, ["deleteUserOAuthSourceConnection"]);
+        let doc =
+            analyse("query A { me { pk } } mutation B { deleteUserOAuthSourceConnection(pk: 1) }")
+                .unwrap();
+        assert_eq!(
+            doc.operation(Some("B")).unwrap().ty,
+            OperationType::Mutation
+        );
+        assert_eq!(
+            doc.operation(Some("B")).unwrap().roots,
+            ["deleteUserOAuthSourceConnection"]
+        );
         assert!(doc.operation(None).unwrap_err().contains("required"));
-        assert!(doc.operation(Some("C\n")).unwrap_err().starts_with("Unknown operation named"));
+        assert!(
+            doc.operation(Some("C\n"))
+                .unwrap_err()
+                .starts_with("Unknown operation named")
+        );
         let single = analyse("{ ...R } fragment R on Query { me { pk } errorCodes }").unwrap();
         assert_eq!(single.operation(None).unwrap().roots, ["errorCodes", "me"]);
         assert!(single.operation(Some("x")).is_err());

@@ -392,7 +392,8 @@ impl Extension for ErrorCodesExtension {
         // The handler parsed and analysed the document; the library's recursion and directive
         // checks can still refuse it here.
         next.run(ctx, query, variables).await.map_err(|mut e| {
-            let code = if e.message.contains("recursion depth") || e.message.contains("directives") {
+            let code = if e.message.contains("recursion depth") || e.message.contains("directives")
+            {
                 ErrorCode::QueryLimitExceeded
             } else {
                 ErrorCode::GraphqlParseFailed

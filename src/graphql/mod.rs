@@ -99,7 +99,9 @@ impl Api {
             OperationType::Mutation => "mutation",
             OperationType::Subscription => "subscription",
         };
-        let known = |f: &String| f == "__typename" || f == "__schema" || f == "__type" || self.root_fields.contains(f);
+        let known = |f: &String| {
+            f == "__typename" || f == "__schema" || f == "__type" || self.root_fields.contains(f)
+        };
         let field = match op.roots.as_slice() {
             _ if !op.roots.iter().all(known) => "invalid",
             [one] => one.as_str(),
@@ -142,6 +144,8 @@ fn document_error(error: ServerError) -> Response {
 }
 
 /// Parses and analyses a document, or takes it from the cache.
+// The error is the ready answer, built once on a path that ends the request.
+#[allow(clippy::result_large_err)]
 fn document(api: &Api, query: &str) -> Result<Arc<Document>, Response> {
     if let Some(doc) = api.documents.get(query) {
         return Ok(doc);
@@ -159,7 +163,12 @@ fn document(api: &Api, query: &str) -> Result<Arc<Document>, Response> {
     })
 }
 
-async fn execute(state: &AppState, caller: Caller, mut request: Request, over_get: bool) -> Response {
+async fn execute(
+    state: &AppState,
+    caller: Caller,
+    mut request: Request,
+    over_get: bool,
+) -> Response {
     let api = &state.graphql;
     let doc = match document(api, &request.query) {
         Ok(doc) => doc,
@@ -177,7 +186,11 @@ async fn execute(state: &AppState, caller: Caller, mut request: Request, over_ge
         );
     }
     if caller.0.is_none() {
-        if !op.roots.iter().all(|f| PUBLIC_ROOT_FIELDS.contains(&f.as_str())) {
+        if !op
+            .roots
+            .iter()
+            .all(|f| PUBLIC_ROOT_FIELDS.contains(&f.as_str()))
+        {
             return refusal(Error::Unauthenticated);
         }
     } else {
@@ -193,7 +206,10 @@ async fn execute(state: &AppState, caller: Caller, mut request: Request, over_ge
         match tokio::time::timeout(api.deadline, api.schema.execute(request)).await {
             Ok(response) => response,
             Err(_) => async_graphql::Response::from_errors(vec![request_error(
-                format!("The query ran longer than {} s and was stopped.", api.deadline.as_secs_f32()),
+                format!(
+                    "The query ran longer than {} s and was stopped.",
+                    api.deadline.as_secs_f32()
+                ),
                 ErrorCode::QueryLimitExceeded,
             )]),
         }

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::body;
+use super::caller::AuthUser;
 use super::errors::{RestError, detail};
 use super::paging::PageRequest;
 use super::shape;
@@ -19,7 +20,6 @@ use crate::config::RestShape;
 use crate::domain::model::{ConnectionFilter, Sort, SortKey};
 use crate::domain::permission::Principal;
 use crate::domain::service::UpdateKind;
-use super::caller::AuthUser;
 use crate::server::AppState;
 
 /// Detail ids are integers; anything else is Django's plain "Not found.".

@@ -92,7 +92,7 @@ pub struct ValidationError {
     fields: BTreeMap<String, Vec<String>>,
 }
 
-/// `{"detail": …}`. oauthlink adds a `code` where authentik has no such error (413, 429, 503).
+/// `{"detail": …}`. oauthlink adds a `code` where authentik has no such error (408, 413, 429, 503).
 #[derive(ToSchema)]
 #[schema(description = "Generic API Error")]
 pub struct GenericError {
@@ -182,6 +182,10 @@ impl Modify for Additions {
                 error("GenericError", "Request body is not JSON"),
             ),
             (
+                "RequestTimeoutResponse",
+                error("GenericError", "Request body not received in time"),
+            ),
+            (
                 "ThrottledResponse",
                 error("GenericError", "Too many failed authentications"),
             ),
@@ -216,6 +220,7 @@ fn add_errors(op: &mut Operation, with_body: bool) {
     if with_body {
         list.push(("413", "PayloadTooLargeResponse"));
         list.push(("415", "UnsupportedMediaTypeResponse"));
+        list.push(("408", "RequestTimeoutResponse"));
     }
     let mut extra = ResponsesBuilder::new();
     for (status, name) in list {
