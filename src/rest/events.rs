@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::connections::principal;
 use super::errors::RestError;
-use super::paging::PageRequest;
+use super::paging::{self, PageRequest};
 use super::shape::Pagination;
 use crate::server::{AppState, ClientAddr};
 
@@ -63,7 +63,7 @@ pub async fn list(
         Ok(p) => p,
         Err(r) => return r,
     };
-    let request = match PageRequest::parse(&params) {
+    let request = match PageRequest::parse(&params, paging::CURRENT) {
         Ok(r) => r,
         Err(r) => return r,
     };
