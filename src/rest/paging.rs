@@ -111,3 +111,22 @@ impl PageRequest {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn size(page_size: &str, sizes: PageSizes) -> u64 {
+        let params = HashMap::from([("page_size".to_owned(), page_size.to_owned())]);
+        PageRequest::parse(&params, sizes).unwrap().size
+    }
+
+    #[test]
+    fn a_server_cap_bounds_what_clients_ask() {
+        assert_eq!(size("5000", DOCUMENTED), 1000);
+        assert_eq!(size("999", DOCUMENTED), 999);
+        assert_eq!(size("5000", CURRENT), 100);
+        assert_eq!(size("0", DOCUMENTED), 100);
+        assert_eq!(size("-3", CURRENT), 20);
+    }
+}
