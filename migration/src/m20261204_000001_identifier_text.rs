@@ -42,7 +42,10 @@ async fn set_type(manager: &SchemaManager<'_>, text: bool) -> Result<(), DbErr> 
         .alter_table(
             Table::alter()
                 .table(UserOauthSourceConnections::Table)
-                .modify_column(column(UserOauthSourceConnections::Identifier.into_iden(), false))
+                .modify_column(column(
+                    UserOauthSourceConnections::Identifier.into_iden(),
+                    false,
+                ))
                 .to_owned(),
         )
         .await?;

@@ -49,7 +49,11 @@ pub fn does_not_exist(field: &'static str, pk: impl std::fmt::Display) -> FieldE
 }
 
 pub fn null_characters(field: &'static str) -> FieldError {
-    fe(field, FieldCode::Invalid, "Null characters are not allowed.")
+    fe(
+        field,
+        FieldCode::Invalid,
+        "Null characters are not allowed.",
+    )
 }
 
 /// django-filter's answer for a model choice it cannot find (or parse).

@@ -12,8 +12,8 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::errors::{RestError, detail, non_field};
-use crate::domain::Error;
 use crate::config::RestShape;
+use crate::domain::Error;
 use crate::domain::model::{ConnectionChanges, IdentifierLimit, NewConnection, Patch};
 use crate::domain::validation::{self, Errors};
 

@@ -5,8 +5,8 @@ fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 use entity::{source, user, user_oauth_source_connection as conn};
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::sea_query::NullOrdering;
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, DbBackend, EntityTrait,
     FromQueryResult, IntoActiveModel, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,

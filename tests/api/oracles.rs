@@ -13,7 +13,8 @@ use uuid::Uuid;
 use crate::helpers::{TestApp, code};
 
 const BASE: &str = "/api/v3/sources/user_connections/oauth/";
-const INVALID_CHOICE: &str = "Select a valid choice. That choice is not one of the available choices.";
+const INVALID_CHOICE: &str =
+    "Select a valid choice. That choice is not one of the available choices.";
 const NUL: &str = "Null characters are not allowed.";
 
 async fn list(app: &TestApp, key: &str, query: &str) -> (u16, Value) {
@@ -91,7 +92,10 @@ async fn user_filter_tells_nobody_which_users_exist() {
         assert_eq!(status, 200, "{existing}");
         let (status, absent) = list(&app, key, &format!("user={missing}")).await;
         assert_eq!(status, 200, "{absent}");
-        assert_eq!(existing, absent, "an existing and a missing user look alike");
+        assert_eq!(
+            existing, absent,
+            "an existing and a missing user look alike"
+        );
         assert_eq!(existing["pagination"]["count"], 0);
         assert_eq!(existing["results"], json!([]));
         // Not a number: the same 400 to everyone, whatever exists.
@@ -129,7 +133,12 @@ async fn writes_and_used_by_resolve_visible_rows_first() {
     let cases = [
         (&deleter, Method::DELETE, "", None),
         (&deleter, Method::GET, "used_by/", None),
-        (&changer, Method::PATCH, "", Some(json!({"identifier": "taken"}))),
+        (
+            &changer,
+            Method::PATCH,
+            "",
+            Some(json!({"identifier": "taken"})),
+        ),
         (
             &changer,
             Method::PUT,
@@ -140,7 +149,12 @@ async fn writes_and_used_by_resolve_visible_rows_first() {
     for (key, method, suffix, body) in cases {
         for path in [&row, &missing] {
             let answer = app
-                .rest(method.clone(), &format!("{path}{suffix}"), Some(key), body.clone())
+                .rest(
+                    method.clone(),
+                    &format!("{path}{suffix}"),
+                    Some(key),
+                    body.clone(),
+                )
                 .await;
             assert_eq!(answer, (404, not_found.clone()), "{method} {path}{suffix}");
         }
@@ -272,7 +286,10 @@ async fn nul_in_a_query_parameter_is_a_400() {
     // Filter-set errors come together, in the filter set's order, before the search's.
     let (status, body) = list(&app, &su, "source__slug=%00&user=abc&search=%00").await;
     assert_eq!(status, 400);
-    assert_eq!(body, json!({"user": [INVALID_CHOICE], "source__slug": [NUL]}));
+    assert_eq!(
+        body,
+        json!({"user": [INVALID_CHOICE], "source__slug": [NUL]})
+    );
     assert_eq!(
         body.as_object().unwrap().keys().collect::<Vec<_>>(),
         ["user", "source__slug"]
@@ -304,7 +321,10 @@ async fn identifier_length_follows_the_generation() {
     let current = TestApp::spawn_with(RestShape::Current).await;
     let too_long = |n: usize| json!({"identifier": [format!("Ensure this field has no more than {n} characters.")]});
     // Documented (authentik 2024.x): 255.
-    assert_eq!(post(&documented, "x".repeat(256)).await, (400, too_long(255)));
+    assert_eq!(
+        post(&documented, "x".repeat(256)).await,
+        (400, too_long(255))
+    );
     // Current (authentik 2025.4+ has no limit): up to oauthlink's cap of 512 characters,
     // stored and returned whole — four-byte characters included (2048 bytes, indexed).
     let long = "𝔸".repeat(512);
@@ -325,8 +345,14 @@ async fn identifier_length_follows_the_generation() {
     // Updates follow the same rule.
     let row = format!("{BASE}{pk}/");
     let (status, body) = patch(&current, row.clone(), "y".repeat(400)).await;
-    assert_eq!((status, body["identifier"].as_str().map(str::len)), (200, Some(400)));
-    assert_eq!(patch(&current, row, "y".repeat(513)).await, (400, too_long(512)));
+    assert_eq!(
+        (status, body["identifier"].as_str().map(str::len)),
+        (200, Some(400))
+    );
+    assert_eq!(
+        patch(&current, row, "y".repeat(513)).await,
+        (400, too_long(512))
+    );
     // The audit trail holds the long identifier too.
     let r = current
         .graphql(
@@ -371,13 +397,12 @@ async fn identifier_length_follows_the_generation() {
             "PatchedUserOAuthSourceConnectionRequest",
         ] {
             assert_eq!(
-                doc["components"]["schemas"][schema]["properties"]["identifier"]["maxLength"],
-                max,
+                doc["components"]["schemas"][schema]["properties"]["identifier"]["maxLength"], max,
                 "{schema}"
             );
         }
-        let bad_request = &doc["components"]["responses"]["ValidationErrorResponse"]["content"]
-            ["application/json"]["schema"]["oneOf"];
+        let bad_request = &doc["components"]["responses"]["ValidationErrorResponse"]["content"]["application/json"]
+            ["schema"]["oneOf"];
         assert!(
             bad_request
                 .as_array()
@@ -428,7 +453,11 @@ async fn ordering_follows_the_generation() {
             RestShape::Documented => by_slug.clone(),
             RestShape::Current => newest_first,
         };
-        assert_eq!(ids(&app, "ordering=-last_updated").await, expected, "{shape:?}");
+        assert_eq!(
+            ids(&app, "ordering=-last_updated").await,
+            expected,
+            "{shape:?}"
+        );
     }
 }
 
@@ -451,8 +480,14 @@ async fn current_generation_orders_by_expiry_nulls_last() {
         let (status, body) = app.rest(Method::POST, BASE, key, Some(body)).await;
         assert_eq!(status, 201, "{body}");
     }
-    assert_eq!(ids(&app, "ordering=expires").await, ["early", "late", "never"]);
-    assert_eq!(ids(&app, "ordering=-expires").await, ["never", "late", "early"]);
+    assert_eq!(
+        ids(&app, "ordering=expires").await,
+        ["early", "late", "never"]
+    );
+    assert_eq!(
+        ids(&app, "ordering=-expires").await,
+        ["never", "late", "early"]
+    );
 }
 
 /// Rows and pages of a list.
