@@ -282,10 +282,10 @@ impl Service {
         let mut filter = ConnectionFilter::default();
         // Django's ModelChoiceField: no stripping, but Python's int() ignores surrounding spaces.
         if let Some(raw) = query.user.filter(|u| !u.is_empty()) {
+            let sees_all = caller.has(Permission::ViewConnection);
             match raw.trim().parse::<i32>() {
-                Ok(id) if id == caller.user_id || Self::owner_scope(caller).is_some() => {
-                    filter.user = Some(id);
-                }
+                // Who sees only their own rows gets them or nothing, without a lookup.
+                Ok(id) if !sees_all || id == caller.user_id => filter.user = Some(id),
                 Ok(id) if self.store.user_exists(id).await? => filter.user = Some(id),
                 _ => errors.push(validation::invalid_choice("user")),
             }
