@@ -39,6 +39,10 @@ pub struct FieldError {
 
 pub const NON_FIELD_ERRORS: &str = "non_field_errors";
 
+/// The "field" of an error about a query parameter that is no form field (REST `search`):
+/// DRF answers such an error as a bare list of messages.
+pub const WHOLE_REQUEST: &str = "";
+
 /// The two uniqueness rules of a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UniqueRule {

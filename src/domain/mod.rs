@@ -2,6 +2,7 @@
 pub mod error;
 pub mod model;
 pub mod permission;
+pub mod search;
 pub mod service;
 pub mod validation;
 

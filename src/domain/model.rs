@@ -128,6 +128,7 @@ pub struct NewConnection {
     pub identifier: Patch<String>,
     pub access_token: Patch<String>,
     pub expires: Patch<DateTime<Utc>>,
+    pub identifier_limit: IdentifierLimit,
 }
 
 /// An update: absent fields keep their value.
@@ -137,6 +138,30 @@ pub struct ConnectionChanges {
     pub identifier: Patch<String>,
     pub access_token: Patch<String>,
     pub expires: Patch<DateTime<Utc>>,
+    pub identifier_limit: IdentifierLimit,
+}
+
+/// How long an identifier a client may set. authentik allowed 255 characters until 2025.4 and
+/// none since (a text column); GraphQL keeps 255, as OpenID Connect's `sub` (at most 255 ASCII
+/// characters).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IdentifierLimit {
+    /// 255 characters: authentik 2024.x (the documented REST generation) and GraphQL.
+    #[default]
+    Classic,
+    /// authentik 2025.4+ has no limit. Here a hard cap remains: (source, identifier) is a
+    /// B-tree unique index, and PostgreSQL refuses index entries above about 2.7 kB, so
+    /// 512 characters (at most 2048 bytes of UTF-8) always fit.
+    Long,
+}
+
+impl IdentifierLimit {
+    pub fn max_chars(self) -> usize {
+        match self {
+            IdentifierLimit::Classic => 255,
+            IdentifierLimit::Long => 512,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,6 +172,10 @@ pub enum SortKey {
     Identifier,
     User,
     SourceSlug,
+    /// The source's uuid (authentik's `ordering=source`).
+    Source,
+    /// Nulls last ascending, first descending (PostgreSQL's default, so authentik's).
+    Expires,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,8 +189,9 @@ pub struct Sort {
 pub struct ConnectionFilter {
     pub source_slug: Option<String>,
     pub user: Option<i32>,
-    /// Case-insensitive substring of username, source slug or identifier.
-    pub search: Option<String>,
+    /// Search terms (DRF's SearchFilter): every term is a substring of the username, the
+    /// source slug or the identifier, ASCII letters folded to lower case (domain/search.rs).
+    pub search: Vec<String>,
 }
 
 /// An audited write.

@@ -12,7 +12,8 @@ use super::model::{
     NewConnection, Patch, Sort, Source,
 };
 use super::permission::{Permission, Principal};
-use super::validation::{self, Errors, IDENTIFIER_MAX_CHARS};
+use super::search;
+use super::validation::{self, Errors};
 use crate::crypto::{SealedColumn, Sealer, hash_api_key};
 use crate::storage::{ConnectionUpdate, Cursor, KeysetPage, Store};
 
@@ -20,6 +21,14 @@ use crate::storage::{ConnectionUpdate, Cursor, KeysetPage, Store};
 pub struct Service {
     store: Store,
     sealer: Sealer,
+}
+
+/// The REST list's raw filter parameters.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ListQuery<'a> {
+    pub user: Option<&'a str>,
+    pub source_slug: Option<&'a str>,
+    pub search: Option<&'a str>,
 }
 
 /// How much of a connection an update replaces.
@@ -88,8 +97,9 @@ impl Service {
             Patch::Value(u) => Some(u),
         };
         let source = required(&mut errors, "source", input.source);
+        let max_chars = input.identifier_limit.max_chars();
         let identifier = required(&mut errors, "identifier", input.identifier)
-            .and_then(|i| errors.check(validation::text("identifier", &i, IDENTIFIER_MAX_CHARS)));
+            .and_then(|i| errors.check(validation::text("identifier", &i, max_chars)));
         let access_token = self.seal_token(&mut errors, input.access_token);
         let expires = optional(input.expires);
         errors.into_result()?;
@@ -197,9 +207,11 @@ impl Service {
                 errors.push(validation::null("identifier"));
                 None
             }
-            Patch::Value(i) => {
-                errors.check(validation::text("identifier", &i, IDENTIFIER_MAX_CHARS))
-            }
+            Patch::Value(i) => errors.check(validation::text(
+                "identifier",
+                &i,
+                changes.identifier_limit.max_chars(),
+            )),
         };
         let source = match changes.source {
             Patch::Absent => None,
@@ -241,22 +253,59 @@ impl Service {
     }
 
     pub async fn delete_connection(&self, caller: &Principal, pk: i32) -> Result<()> {
-        let Some(row) = self.store.connection_by_pk(pk).await? else {
-            return Err(Error::NotFound);
-        };
+        // As for updates: rows the caller cannot see look missing, whatever their permission.
+        let row = self.visible(caller, pk).await?;
         if row.user != caller.user_id && !caller.has(Permission::DeleteConnection) {
-            // Only a caller who may see the row learns that it exists.
-            return Err(if caller.has(Permission::ViewConnection) {
-                Error::Forbidden
-            } else {
-                Error::NotFound
-            });
+            return Err(Error::Forbidden);
         }
         if self.store.delete_connection(caller.user_id, pk).await? {
             Ok(())
         } else {
             Err(Error::NotFound)
         }
+    }
+
+    /// The REST list's filters, read as django-filter and DRF's SearchFilter read them: an
+    /// empty value is no filter, a NUL character is a 400, a `user` that is no user is a 400.
+    /// That last answer is given only to callers who may see every row: to anyone else a
+    /// missing user looks like an existing one whose rows they cannot see (an empty list),
+    /// so the filter tells nobody which users exist.
+    pub async fn list_filter(
+        &self,
+        caller: &Principal,
+        query: ListQuery<'_>,
+    ) -> Result<ConnectionFilter> {
+        let mut errors = Errors::default();
+        let mut filter = ConnectionFilter::default();
+        // Django's ModelChoiceField: no stripping, but Python's int() ignores surrounding spaces.
+        if let Some(raw) = query.user.filter(|u| !u.is_empty()) {
+            let sees_all = caller.has(Permission::ViewConnection);
+            match raw.trim().parse::<i32>() {
+                // Who sees only their own rows gets them or nothing, without a lookup.
+                Ok(id) if !sees_all || id == caller.user_id => filter.user = Some(id),
+                Ok(id) if self.store.user_exists(id).await? => filter.user = Some(id),
+                _ => errors.push(validation::invalid_choice("user")),
+            }
+        }
+        // Django's CharField strips surrounding whitespace before anything else.
+        if let Some(slug) = query.source_slug.map(str::trim).filter(|s| !s.is_empty()) {
+            if slug.contains('\0') {
+                errors.push(validation::null_characters("source__slug"));
+            } else {
+                filter.source_slug = Some(slug.to_owned());
+            }
+        }
+        errors.into_result()?;
+        // The search filter runs after the filter set, so its error comes only alone.
+        if let Some(search) = query.search {
+            if search.contains('\0') {
+                return Err(Error::Validation(vec![validation::null_characters(
+                    super::error::WHOLE_REQUEST,
+                )]));
+            }
+            filter.search = search::terms(search);
+        }
+        Ok(filter)
     }
 
     /// Rows a caller may list: everyone's with the view permission, else their own.

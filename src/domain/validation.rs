@@ -2,8 +2,6 @@
 //! REST shim answers like authentik and GraphQL's fieldErrors say the same thing.
 use super::error::{Error, FieldCode, FieldError};
 
-pub const IDENTIFIER_MAX_CHARS: usize = 255;
-
 /// The connection serializer's field order.
 const FIELD_ORDER: [&str; 6] = [
     "user",
@@ -50,6 +48,23 @@ pub fn does_not_exist(field: &'static str, pk: impl std::fmt::Display) -> FieldE
     )
 }
 
+pub fn null_characters(field: &'static str) -> FieldError {
+    fe(
+        field,
+        FieldCode::Invalid,
+        "Null characters are not allowed.",
+    )
+}
+
+/// django-filter's answer for a model choice it cannot find (or parse).
+pub fn invalid_choice(field: &'static str) -> FieldError {
+    fe(
+        field,
+        FieldCode::Invalid,
+        "Select a valid choice. That choice is not one of the available choices.",
+    )
+}
+
 pub fn invalid_datetime(field: &'static str) -> FieldError {
     fe(
         field,
@@ -71,11 +86,7 @@ fn fe(field: &'static str, code: FieldCode, message: impl Into<String>) -> Field
 /// Returns the value with surrounding whitespace trimmed.
 pub fn text(field: &'static str, value: &str, max_chars: usize) -> Result<String, FieldError> {
     if value.contains('\0') {
-        return Err(fe(
-            field,
-            FieldCode::Invalid,
-            "Null characters are not allowed.",
-        ));
+        return Err(null_characters(field));
     }
     let trimmed = value.trim();
     if trimmed.is_empty() {
@@ -94,11 +105,7 @@ pub fn text(field: &'static str, value: &str, max_chars: usize) -> Result<String
 /// Checks a nullable write-only secret: any string (blank included) is accepted, NUL is not.
 pub fn secret(field: &'static str, value: &str) -> Result<(), FieldError> {
     if value.contains('\0') {
-        return Err(fe(
-            field,
-            FieldCode::Invalid,
-            "Null characters are not allowed.",
-        ));
+        return Err(null_characters(field));
     }
     Ok(())
 }

@@ -5,7 +5,7 @@ use super::types::{
     CreateUserOAuthConnectionInput, UpdateUserOAuthSourceConnectionInput, UserOAuthSourceConnection,
 };
 use super::{caller, service};
-use crate::domain::model::{ConnectionChanges, NewConnection, Patch};
+use crate::domain::model::{ConnectionChanges, IdentifierLimit, NewConnection, Patch};
 use crate::domain::service::UpdateKind;
 use crate::domain::validation::Errors;
 
@@ -36,6 +36,8 @@ impl Mutation {
             identifier: Patch::Value(input.identifier),
             access_token: patch(input.access_token),
             expires: patch(input.expires),
+            // GraphQL keeps 255 characters in every generation (domain/model.rs).
+            identifier_limit: IdentifierLimit::Classic,
         };
         let created = service(ctx)
             .create_connection(&p, new, Errors::default())
@@ -58,6 +60,7 @@ impl Mutation {
             identifier: patch(input.identifier),
             access_token: patch(input.access_token),
             expires: patch(input.expires),
+            identifier_limit: IdentifierLimit::Classic,
         };
         let updated = service(ctx)
             .update_connection(&p, pk, changes, UpdateKind::Partial, Errors::default())

@@ -175,7 +175,7 @@ impl Query {
         let filter = ConnectionFilter {
             source_slug,
             user,
-            search: None,
+            search: Vec::new(),
         };
         let had_cursor = cursor.is_some();
         let page = KeysetPage {

@@ -12,7 +12,8 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::errors::{RestError, detail, non_field};
-use crate::domain::model::{ConnectionChanges, NewConnection, Patch};
+use crate::config::RestShape;
+use crate::domain::model::{ConnectionChanges, IdentifierLimit, NewConnection, Patch};
 use crate::domain::validation::{self, Errors};
 
 /// The JSON object of a request, or the response refusing it (413, 415, 400).
@@ -200,7 +201,15 @@ fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
     None
 }
 
-pub fn new_connection(map: &Map<String, Value>) -> (NewConnection, Errors) {
+/// How long an identifier each generation accepts (authentik's limit was lifted in 2025.4).
+fn identifier_limit(shape: RestShape) -> IdentifierLimit {
+    match shape {
+        RestShape::Documented => IdentifierLimit::Classic,
+        RestShape::Current => IdentifierLimit::Long,
+    }
+}
+
+pub fn new_connection(map: &Map<String, Value>, shape: RestShape) -> (NewConnection, Errors) {
     let mut errors = Errors::default();
     let input = NewConnection {
         user: int_pk(map, "user", &mut errors),
@@ -208,17 +217,19 @@ pub fn new_connection(map: &Map<String, Value>) -> (NewConnection, Errors) {
         identifier: char_field(map, "identifier", &mut errors),
         access_token: char_field(map, "access_token", &mut errors),
         expires: datetime(map, "expires", &mut errors),
+        identifier_limit: identifier_limit(shape),
     };
     (input, errors)
 }
 
-pub fn changes(map: &Map<String, Value>) -> (ConnectionChanges, Errors) {
+pub fn changes(map: &Map<String, Value>, shape: RestShape) -> (ConnectionChanges, Errors) {
     let mut errors = Errors::default();
     let changes = ConnectionChanges {
         source: uuid_pk(map, "source", &mut errors),
         identifier: char_field(map, "identifier", &mut errors),
         access_token: char_field(map, "access_token", &mut errors),
         expires: datetime(map, "expires", &mut errors),
+        identifier_limit: identifier_limit(shape),
     };
     (changes, errors)
 }
@@ -228,16 +239,20 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn new_connection_documented(map: &Map<String, Value>) -> (NewConnection, Errors) {
+        new_connection(map, RestShape::Documented)
+    }
+
     fn obj(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
     }
 
     #[test]
     fn numbers_are_identifiers_and_objects_are_not() {
-        let (input, errors) = new_connection(&obj(json!({"identifier": 123})));
+        let (input, errors) = new_connection_documented(&obj(json!({"identifier": 123})));
         assert_eq!(input.identifier, Patch::Value("123".into()));
         assert!(errors.is_empty());
-        let (_, errors) = new_connection(&obj(json!({"identifier": {"a": 1}})));
+        let (_, errors) = new_connection_documented(&obj(json!({"identifier": {"a": 1}})));
         let Err(crate::domain::Error::Validation(list)) = errors.into_result() else {
             panic!()
         };
@@ -246,7 +261,7 @@ mod tests {
 
     #[test]
     fn source_and_user_types_get_drf_messages() {
-        let (_, errors) = new_connection(&obj(json!({"source": "nope", "user": "abc"})));
+        let (_, errors) = new_connection_documented(&obj(json!({"source": "nope", "user": "abc"})));
         let Err(crate::domain::Error::Validation(list)) = errors.into_result() else {
             panic!()
         };

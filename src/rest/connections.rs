@@ -14,12 +14,12 @@ use serde_json::json;
 use super::body;
 use super::caller::AuthUser;
 use super::errors::{RestError, detail};
-use super::paging::PageRequest;
+use super::paging::{PageRequest, PageSizes};
 use super::shape;
 use crate::config::RestShape;
-use crate::domain::model::{ConnectionFilter, Sort, SortKey};
+use crate::domain::model::{Sort, SortKey};
 use crate::domain::permission::Principal;
-use crate::domain::service::UpdateKind;
+use crate::domain::service::{ListQuery, UpdateKind};
 use crate::server::AppState;
 
 /// Detail ids are integers; anything else is Django's plain "Not found.".
@@ -54,7 +54,7 @@ pub async fn create(
     raw: Result<Bytes, BytesRejection>,
 ) -> Response {
     let map = tri!(body::json_object(&headers, &raw));
-    let (input, errors) = body::new_connection(&map);
+    let (input, errors) = body::new_connection(&map, state.rest_shape);
     match state
         .service
         .create_connection(&caller, input, errors)
@@ -101,7 +101,7 @@ async fn update(
 ) -> Response {
     let pk = tri!(parse_id(&id));
     let map = tri!(body::json_object(headers, &raw));
-    let (changes, errors) = body::changes(&map);
+    let (changes, errors) = body::changes(&map, state.rest_shape);
     match state
         .service
         .update_connection(&caller, pk, changes, kind, errors)
@@ -199,8 +199,10 @@ pub async fn used_by(
     }
 }
 
-/// `ordering=-created,source__slug`: known terms in order, unknown ones ignored (as DRF).
-fn ordering(param: Option<&str>) -> Vec<Sort> {
+/// `ordering=-created,identifier`: DRF's OrderingFilter. Only the generation's readable
+/// serializer fields count (`source` is the source's uuid); unknown terms are ignored, and
+/// with none left the default order applies.
+fn ordering(param: Option<&str>, shape: RestShape) -> Vec<Sort> {
     let default = vec![
         Sort {
             key: SortKey::SourceSlug,
@@ -220,13 +222,14 @@ fn ordering(param: Option<&str>) -> Vec<Sort> {
                 Some(rest) => (true, rest),
                 None => (false, term),
             };
-            let key = match name {
-                "pk" | "id" => SortKey::Pk,
-                "created" => SortKey::Created,
-                "last_updated" => SortKey::LastUpdated,
-                "identifier" => SortKey::Identifier,
-                "user" => SortKey::User,
-                "source" | "source__slug" => SortKey::SourceSlug,
+            let key = match (name, shape) {
+                ("pk", _) => SortKey::Pk,
+                ("created", _) => SortKey::Created,
+                ("identifier", _) => SortKey::Identifier,
+                ("user", _) => SortKey::User,
+                ("source", _) => SortKey::Source,
+                ("last_updated", RestShape::Current) => SortKey::LastUpdated,
+                ("expires", RestShape::Current) => SortKey::Expires,
                 _ => return None,
             };
             Some(Sort { key, descending })
@@ -251,53 +254,30 @@ pub async fn list(
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     let service = &state.service;
-    let request = tri!(PageRequest::parse(&params));
-    let mut filter = ConnectionFilter {
-        source_slug: params.get("source__slug").cloned(),
-        user: None,
-        search: params
-            .get("search")
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty()),
+    // Filters first, then the page: a bad filter is a 400 even on a bad page (as DRF).
+    let query = ListQuery {
+        user: params.get("user").map(String::as_str),
+        source_slug: params.get("source__slug").map(String::as_str),
+        search: params.get("search").map(String::as_str),
     };
-    // Text that PostgreSQL cannot hold matches nothing.
-    let unmatchable = |s: &Option<String>| s.as_deref().is_some_and(|s| s.contains('\0'));
-    if let Some(user) = params.get("user").filter(|u| !u.is_empty()) {
-        let exists = match user.parse::<i32>() {
-            Ok(id) => tri!(
-                service
-                    .store()
-                    .user_exists(id)
-                    .await
-                    .map_err(|e| RestError(e).into_response())
-            )
-            .then_some(id),
-            Err(_) => None,
-        };
-        let Some(id) = exists else {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(json!({"user": ["Select a valid choice. That choice is not one of the available choices."]})),
-            )
-                .into_response();
-        };
-        filter.user = Some(id);
-    }
-    let count = if unmatchable(&filter.source_slug) || unmatchable(&filter.search) {
-        0
-    } else {
-        tri!(
-            service
-                .count_connections(&caller, &filter)
-                .await
-                .map_err(|e| RestError(e).into_response())
-        )
-    };
+    let filter = tri!(
+        service
+            .list_filter(&caller, query)
+            .await
+            .map_err(|e| RestError(e).into_response())
+    );
+    let request = tri!(PageRequest::parse(&params, PageSizes::of(state.rest_shape)));
+    let count = tri!(
+        service
+            .count_connections(&caller, &filter)
+            .await
+            .map_err(|e| RestError(e).into_response())
+    );
     let (page, offset) = tri!(request.resolve(count));
     let rows = if count == 0 {
         Vec::new()
     } else {
-        let sorts = ordering(params.get("ordering").map(String::as_str));
+        let sorts = ordering(params.get("ordering").map(String::as_str), state.rest_shape);
         tri!(
             service
                 .connections_page(&caller, &filter, &sorts, offset, request.size)

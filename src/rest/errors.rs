@@ -5,7 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use crate::domain::error::{Error, NON_FIELD_ERRORS};
+use crate::domain::error::{Error, NON_FIELD_ERRORS, WHOLE_REQUEST};
 
 pub struct RestError(pub Error);
 
@@ -59,6 +59,11 @@ impl IntoResponse for RestError {
                 StatusCode::FORBIDDEN,
                 "You do not have permission to perform this action.",
             ),
+            // DRF renders a ValidationError raised outside a serializer as a bare list.
+            Error::Validation(errors) if errors.iter().all(|e| e.field == WHOLE_REQUEST) => {
+                let messages: Vec<String> = errors.into_iter().map(|e| e.message).collect();
+                (StatusCode::BAD_REQUEST, Json(messages)).into_response()
+            }
             Error::Validation(errors) => {
                 let mut body = Map::new();
                 for e in errors {

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::caller::AuthUser;
 use super::errors::RestError;
-use super::paging::PageRequest;
+use super::paging::{self, PageRequest};
 use super::shape::Pagination;
 use crate::server::AppState;
 
@@ -57,7 +57,7 @@ pub async fn list(
     AuthUser(caller): AuthUser,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    let request = match PageRequest::parse(&params) {
+    let request = match PageRequest::parse(&params, paging::CURRENT) {
         Ok(r) => r,
         Err(r) => return r,
     };

@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use super::{connections, events, shape};
 use crate::config::RestShape;
+use crate::domain::model::IdentifierLimit;
 
 /// The body of a create or full update. authentik's documented request holds only
 /// `identifier` and `access_token`; `source`, `user` and `expires` are the fields later
@@ -111,17 +112,27 @@ pub struct IdParam {
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// Which field to use when ordering the results: comma-separated `pk`, `created`,
-    /// `last_updated`, `identifier`, `user`, `source__slug`, each optionally prefixed `-`.
+    /// Which field to use when ordering the results: comma-separated `pk`, `user`, `source`
+    /// (the source's uuid), `identifier`, `created` (and in the current generation
+    /// `last_updated`, `expires`), each optionally prefixed `-`; unknown terms are ignored.
+    /// Default: source slug, then pk.
     ordering: Option<String>,
     /// A page number within the paginated result set (or `last`).
     page: Option<i32>,
-    /// Number of results to return per page (at most 100).
+    /// Number of results to return per page. Documented generation: 100 by default, at most
+    /// 1000 (a server-side cap; authentik 2024.x had none). Current generation: 20 by
+    /// default, at most 100. Larger values get the maximum.
     page_size: Option<i32>,
-    /// A search term: username, source slug or identifier.
+    /// A search term. Split on spaces and commas (quoted phrases stay whole); every term must
+    /// be a substring of the username, the source slug or the identifier, ASCII letters
+    /// compared without case. A NUL character is a 400 (a list of messages).
     search: Option<String>,
+    /// The source's slug, exactly (surrounding spaces trimmed; empty: no filter). A NUL
+    /// character is a 400.
     #[param(rename = "source__slug")]
     source_slug: Option<String>,
+    /// A user's pk. No such user: a 400 for callers with `view_useroauthsourceconnection`;
+    /// to others every user but themselves gives an empty list, so existence stays hidden.
     user: Option<i32>,
 }
 
@@ -156,12 +167,14 @@ impl Modify for Additions {
         };
         let named = |name: &str| RefOr::Ref(utoipa::openapi::Ref::from_schema_name(name));
         let error = |schema: &str, description: &str| response(named(schema), description);
-        // A 400 is field errors, or `{"detail": …}` for a body that is not JSON.
+        // A 400 is field errors, `{"detail": …}` for a body that is not JSON, or a bare
+        // list of messages for a bad `search` (DRF's SearchFilter).
         let bad_request = response(
             RefOr::T(Schema::OneOf(
                 OneOfBuilder::new()
                     .item(named("ValidationError"))
                     .item(named("GenericError"))
+                    .item(Vec::<String>::schema())
                     .build(),
             )),
             "Invalid input",
@@ -282,8 +295,29 @@ pub fn document(shape: RestShape) -> Document {
             <shape::ThemedUrls as ToSchema>::name().into_owned(),
             shape::ThemedUrls::schema(),
         );
+        // authentik lifted the 255-character limit in 2025.4; oauthlink keeps a hard cap.
+        let long = IdentifierLimit::Long.max_chars();
+        for name in [
+            "UserOAuthSourceConnectionRequest",
+            "PatchedUserOAuthSourceConnectionRequest",
+        ] {
+            set_max_length(components, name, "identifier", long);
+        }
     }
     doc
+}
+
+fn set_max_length(
+    components: &mut utoipa::openapi::Components,
+    schema: &str,
+    property: &str,
+    max: usize,
+) {
+    if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema)
+        && let Some(RefOr::T(Schema::Object(field))) = object.properties.get_mut(property)
+    {
+        field.max_length = Some(max);
+    }
 }
 
 #[derive(Deserialize)]

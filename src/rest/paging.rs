@@ -7,9 +7,38 @@ use axum::response::Response;
 
 use super::errors::detail;
 use super::shape::Pagination;
+use crate::config::RestShape;
 
-pub const DEFAULT_PAGE_SIZE: u64 = 20;
-pub const MAX_PAGE_SIZE: u64 = 100;
+/// A list's page size: the default, and the most a client may ask for (larger asks get it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageSizes {
+    pub default: u64,
+    pub max: u64,
+}
+
+/// authentik's newest pagination settings (`pagination_default_page_size`,
+/// `pagination_max_page_size`); also the audit list's.
+pub const CURRENT: PageSizes = PageSizes {
+    default: 20,
+    max: 100,
+};
+
+/// authentik 2024.x: `PAGE_SIZE = 100` and no upper bound. A page is read and rendered in
+/// one piece, so an unbounded size lets one request load the whole table: the server keeps
+/// a cap of its own that no client chooses.
+pub const DOCUMENTED: PageSizes = PageSizes {
+    default: 100,
+    max: 1000,
+};
+
+impl PageSizes {
+    pub fn of(shape: RestShape) -> PageSizes {
+        match shape {
+            RestShape::Documented => DOCUMENTED,
+            RestShape::Current => CURRENT,
+        }
+    }
+}
 
 /// A requested page: a number, or `last`.
 #[derive(Clone, Copy, Debug)]
@@ -26,12 +55,15 @@ impl PageRequest {
     /// Reads `page` and `page_size` as DRF does: a bad size falls back to the default, a bad
     /// page is a 404.
     #[allow(clippy::result_large_err)]
-    pub fn parse(params: &HashMap<String, String>) -> Result<PageRequest, Response> {
+    pub fn parse(
+        params: &HashMap<String, String>,
+        sizes: PageSizes,
+    ) -> Result<PageRequest, Response> {
         let size = params
             .get("page_size")
             .and_then(|s| s.parse::<u64>().ok())
             .filter(|n| *n > 0)
-            .map_or(DEFAULT_PAGE_SIZE, |n| n.min(MAX_PAGE_SIZE));
+            .map_or(sizes.default, |n| n.min(sizes.max));
         let page = match params.get("page").map(String::as_str) {
             None => Some(1),
             Some("last") => None,
@@ -77,5 +109,24 @@ impl PageRequest {
             start_index,
             end_index,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn size(page_size: &str, sizes: PageSizes) -> u64 {
+        let params = HashMap::from([("page_size".to_owned(), page_size.to_owned())]);
+        PageRequest::parse(&params, sizes).unwrap().size
+    }
+
+    #[test]
+    fn a_server_cap_bounds_what_clients_ask() {
+        assert_eq!(size("5000", DOCUMENTED), 1000);
+        assert_eq!(size("999", DOCUMENTED), 999);
+        assert_eq!(size("5000", CURRENT), 100);
+        assert_eq!(size("0", DOCUMENTED), 100);
+        assert_eq!(size("-3", CURRENT), 20);
     }
 }

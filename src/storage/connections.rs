@@ -5,6 +5,7 @@ fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 use entity::{source, user, user_oauth_source_connection as conn};
+use sea_orm::sea_query::NullOrdering;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, DbBackend, EntityTrait,
@@ -17,6 +18,7 @@ use super::events::{audit_log, record};
 use super::{Backend, Store, db_error, db_error_quiet};
 use crate::domain::error::{Error, UniqueRule};
 use crate::domain::model::{Connection, ConnectionFilter, Patch, Sort, SortKey};
+use crate::domain::search;
 use crate::domain::validation;
 
 /// A keyset position: the sort column's value (as text) and the pk tie-breaker.
@@ -59,7 +61,8 @@ fn to_connection(m: conn::Model) -> Connection {
 /// The text a keyset cursor holds for a row.
 pub fn cursor_for(sort: SortKey, c: &Connection) -> Cursor {
     let value = match sort {
-        SortKey::Pk | SortKey::SourceSlug => String::new(),
+        SortKey::Pk | SortKey::SourceSlug | SortKey::Expires => String::new(),
+        SortKey::Source => c.source.to_string(),
         SortKey::Created => c.created.to_rfc3339(),
         SortKey::LastUpdated => c.last_updated.to_rfc3339(),
         SortKey::Identifier => c.identifier.clone(),
@@ -68,9 +71,12 @@ pub fn cursor_for(sort: SortKey, c: &Connection) -> Cursor {
     Cursor { value, pk: c.pk }
 }
 
+/// The keyset column of an ordering; `None` for orderings by pk alone (GraphQL offers no
+/// ordering by source slug or expiry).
 fn sort_column(key: SortKey) -> Option<conn::Column> {
     match key {
-        SortKey::Pk | SortKey::SourceSlug => None,
+        SortKey::Pk | SortKey::SourceSlug | SortKey::Expires => None,
+        SortKey::Source => Some(conn::Column::SourceId),
         SortKey::Created => Some(conn::Column::Created),
         SortKey::LastUpdated => Some(conn::Column::LastUpdated),
         SortKey::Identifier => Some(conn::Column::Identifier),
@@ -81,7 +87,8 @@ fn sort_column(key: SortKey) -> Option<conn::Column> {
 /// Parses a cursor's value for its column; `None` when it is not a value of that column.
 fn cursor_value(key: SortKey, text: &str) -> Option<Value> {
     match key {
-        SortKey::Pk | SortKey::SourceSlug => Some(Value::Int(None)),
+        SortKey::Pk | SortKey::SourceSlug | SortKey::Expires => Some(Value::Int(None)),
+        SortKey::Source => Uuid::parse_str(text).ok().map(Into::into),
         SortKey::Created | SortKey::LastUpdated => DateTime::parse_from_rfc3339(text)
             .ok()
             .map(|d| d.with_timezone(&Utc).into()),
@@ -296,24 +303,28 @@ impl Store {
         if let Some(user) = filter.user {
             q = q.filter(conn::Column::UserId.eq(user));
         }
-        let needs_source = filter.source_slug.is_some() || filter.search.is_some();
+        let needs_source = filter.source_slug.is_some() || !filter.search.is_empty();
         if needs_source {
             q = q.inner_join(source::Entity);
         }
         if let Some(slug) = &filter.source_slug {
             q = q.filter(source::Column::Slug.eq(slug.as_str()));
         }
-        if let Some(term) = &filter.search {
-            let escaped = term
-                .to_lowercase()
+        if !filter.search.is_empty() {
+            q = q.inner_join(user::Entity);
+        }
+        // Every term must match one of the fields (DRF's SearchFilter).
+        for term in &filter.search {
+            let escaped = search::fold(term)
                 .replace('\\', "\\\\")
                 .replace('%', "\\%")
                 .replace('_', "\\_");
             let pattern = format!("%{escaped}%");
             let like = |col: Expr| {
-                Expr::expr(Func::lower(col)).like(LikeExpr::new(pattern.clone()).escape('\\'))
+                self.fold_ascii(col)
+                    .like(LikeExpr::new(pattern.clone()).escape('\\'))
             };
-            q = q.inner_join(user::Entity).filter(
+            q = q.filter(
                 Condition::any()
                     .add(like(Expr::col((user::Entity, user::Column::Username))))
                     .add(like(Expr::col((source::Entity, source::Column::Slug))))
@@ -321,6 +332,20 @@ impl Store {
             );
         }
         q
+    }
+
+    /// Lower-cases ASCII letters only, on both databases (domain/search.rs says why).
+    /// SQLite's `lower()` does exactly that; PostgreSQL's follows the locale, so it gets an
+    /// explicit `translate`.
+    fn fold_ascii(&self, col: Expr) -> Expr {
+        match self.backend() {
+            Backend::Sqlite => Expr::expr(Func::lower(col)),
+            Backend::Postgres => Expr::expr(Func::cust("translate").args([
+                col,
+                Expr::val("ABCDEFGHIJKLMNOPQRSTUVWXYZ"),
+                Expr::val("abcdefghijklmnopqrstuvwxyz"),
+            ])),
+        }
     }
 
     pub async fn count_connections(
@@ -346,7 +371,7 @@ impl Store {
         let mut q = self.filtered(owner, filter);
         if sorts.iter().any(|s| s.key == SortKey::SourceSlug)
             && filter.source_slug.is_none()
-            && filter.search.is_none()
+            && filter.search.is_empty()
         {
             q = q.inner_join(source::Entity);
         }
@@ -359,6 +384,15 @@ impl Store {
             q = match s.key {
                 SortKey::SourceSlug => q.order_by(source::Column::Slug, order),
                 SortKey::Pk => q.order_by(conn::Column::Id, order),
+                // PostgreSQL's default: nulls count as larger than any value.
+                SortKey::Expires => {
+                    let nulls = if s.descending {
+                        NullOrdering::First
+                    } else {
+                        NullOrdering::Last
+                    };
+                    q.order_by_with_nulls(conn::Column::Expires, order, nulls)
+                }
                 key => q.order_by(sort_column(key).expect("non-pk key has a column"), order),
             };
         }

@@ -107,7 +107,7 @@ const MATRIX: [(Op, Caller, Expect, Expect); 35] = [
     (Op::Delete,   Expired,   BadCredentials, BadCredentials),
     (Op::Delete,   Inactive,  BadCredentials, BadCredentials),
     (Op::Delete,   Plain,     Allow,          NotFound),
-    (Op::Delete,   Permitted, Allow,          Allow),
+    (Op::Delete,   Permitted, Allow,          NotFound),
     (Op::Delete,   Superuser, Allow,          Allow),
 ];
 

@@ -8,6 +8,7 @@ mod graphql;
 mod hostile;
 mod openapi;
 mod operations;
+mod oracles;
 mod outage;
 mod rest;
 mod schema;
