@@ -432,14 +432,17 @@ async fn slow_and_idle_connections_are_closed_by_the_timeouts() {
         ("OAUTHLINK_KEEP_ALIVE_TIMEOUT_SECONDS", "1"),
     ]);
     let client = reqwest::Client::new();
+    // Median and worst of 20 requests on a warm connection.
     let latency = |client: reqwest::Client, url: String| async move {
-        let mut worst = Duration::ZERO;
+        client.get(&url).send().await.unwrap();
+        let mut times = Vec::new();
         for _ in 0..20 {
             let t = Instant::now();
             assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
-            worst = worst.max(t.elapsed());
+            times.push(t.elapsed());
         }
-        worst
+        times.sort();
+        (times[10], times[19])
     };
     let url = format!("{}/-/health/ready/", server.base);
     let before = latency(client.clone(), url.clone()).await;
@@ -503,12 +506,12 @@ async fn slow_and_idle_connections_are_closed_by_the_timeouts() {
     }
     let rss_after = server.rss_kib();
     println!(
-        "normal requests: worst {before:?} before, {during:?} among 300 slow connections; each kind closed by (time since opened) {closed_at:?}; still open: {}; RSS {rss_before} -> {rss_after} KiB",
+        "normal requests (median, worst): {before:?} before, {during:?} among 300 slow connections; each kind closed by (time since opened) {closed_at:?}; still open: {}; RSS {rss_before} -> {rss_after} KiB",
         open.len()
     );
     assert!(open.is_empty(), "left open: {open:?}");
     assert!(
-        during < before + Duration::from_millis(100),
+        during.0 < before.0 + Duration::from_millis(20),
         "{before:?} -> {during:?}"
     );
     // (A new client: the old one's pooled connection was closed as idle, as it should be.)
