@@ -69,11 +69,21 @@ pub async fn run(service: &Service, _config: &Config, command: Command) -> anyho
             permissions,
         }) => {
             let id = user_id(service, &username).await?;
-            let permissions = permissions
-                .iter()
-                .map(|p| p.parse::<Permission>().map_err(anyhow::Error::msg))
-                .collect::<anyhow::Result<Vec<_>>>()?;
+            let permissions = parse_permissions(&permissions)?;
             store.grant(id, &permissions).await?;
+        }
+        Command::User(UserCommand::Revoke {
+            username,
+            permissions,
+        }) => {
+            let id = user_id(service, &username).await?;
+            let permissions = parse_permissions(&permissions)?;
+            store.revoke(id, &permissions).await?;
+        }
+        Command::Token(TokenCommand::Revoke { identifier }) => {
+            if !store.delete_token(&identifier).await? {
+                anyhow::bail!("no token {identifier:?}");
+            }
         }
         Command::User(UserCommand::Deactivate { username }) => {
             let id = user_id(service, &username).await?;
@@ -156,6 +166,13 @@ pub async fn run(service: &Service, _config: &Config, command: Command) -> anyho
         }
     }
     Ok(())
+}
+
+fn parse_permissions(codenames: &[String]) -> anyhow::Result<Vec<Permission>> {
+    codenames
+        .iter()
+        .map(|p| p.parse::<Permission>().map_err(anyhow::Error::msg))
+        .collect()
 }
 
 async fn user_id(service: &Service, username: &str) -> anyhow::Result<i32> {

@@ -226,6 +226,13 @@ pub enum UserCommand {
         #[arg(required = true)]
         permissions: Vec<String>,
     },
+    /// Take permissions back.
+    Revoke {
+        #[arg(long)]
+        username: String,
+        #[arg(required = true)]
+        permissions: Vec<String>,
+    },
     /// Deactivate a user: their tokens stop working.
     Deactivate {
         #[arg(long)]
@@ -247,6 +254,11 @@ pub enum TokenCommand {
         expires: Option<chrono::DateTime<chrono::Utc>>,
         #[arg(long, default_value = "")]
         description: String,
+    },
+    /// Revoke (delete) an API token by its identifier.
+    Revoke {
+        #[arg(long)]
+        identifier: String,
     },
 }
 

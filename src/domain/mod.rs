@@ -1,4 +1,5 @@
 //! Domain rules: who may do what, what input is valid, in which order they are checked.
+pub mod cache;
 pub mod error;
 pub mod model;
 pub mod permission;

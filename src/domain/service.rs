@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::cache::Caches;
 use super::error::{CredentialProblem, Error, Result};
 use super::model::{
     AuditEvent, Connection, ConnectionChanges, ConnectionFilter, ConnectionWithSource,
@@ -21,6 +22,7 @@ use crate::storage::{ConnectionUpdate, Cursor, KeysetPage, Store};
 pub struct Service {
     store: Store,
     sealer: Sealer,
+    caches: Caches,
 }
 
 /// The REST list's raw filter parameters.
@@ -42,7 +44,11 @@ pub enum UpdateKind {
 
 impl Service {
     pub fn new(store: Store, sealer: Sealer) -> Self {
-        Service { store, sealer }
+        Service {
+            store,
+            sealer,
+            caches: Caches::default(),
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -59,16 +65,38 @@ impl Service {
         }
     }
 
-    /// The principal of an API key, by the key's hash.
+    /// The principal of an API key, by the key's hash; see `cache` for how fresh it is.
     pub async fn principal_for_key_hash(&self, key_hash: &str) -> Result<Principal> {
-        match self
-            .store
-            .principal_by_key_hash(key_hash, Utc::now())
-            .await?
-        {
-            Ok(principal) => Ok(principal),
-            Err(problem) => Err(refuse(problem)),
+        let now = Utc::now();
+        let (principal, expires) = match self.caches.principals.get(key_hash) {
+            Some(entry) => entry,
+            None => match self.store.principal_by_key_hash(key_hash, now).await? {
+                Ok(entry) => {
+                    self.caches
+                        .principals
+                        .insert(key_hash.to_owned(), entry.clone());
+                    entry
+                }
+                Err(problem) => return Err(refuse(problem)),
+            },
+        };
+        if expires.is_some_and(|e| e <= now) {
+            self.caches.principals.invalidate(key_hash);
+            return Err(refuse(CredentialProblem::Expired));
         }
+        Ok(principal)
+    }
+
+    /// A source by pk, through the cache.
+    async fn cached_source(&self, pk: Uuid) -> Result<Option<Source>> {
+        if let Some(source) = self.caches.sources.get(&pk) {
+            return Ok(Some(source));
+        }
+        let found = self.store.source_by_pk(pk).await?;
+        if let Some(source) = &found {
+            self.caches.sources.insert(pk, source.clone());
+        }
+        Ok(found)
     }
 
     pub async fn create_connection(
@@ -132,7 +160,7 @@ impl Service {
         if user != caller.user_id && !self.store.user_exists(user).await? {
             errors.push(validation::does_not_exist("user", user));
         }
-        let found = self.store.source_by_pk(source).await?;
+        let found = self.cached_source(source).await?;
         if found.is_none() {
             errors.push(validation::does_not_exist("source", source));
         }
@@ -174,8 +202,7 @@ impl Service {
 
     async fn with_source(&self, connection: Connection) -> Result<ConnectionWithSource> {
         let source = self
-            .store
-            .source_by_pk(connection.source)
+            .cached_source(connection.source)
             .await?
             .ok_or_else(|| {
                 Error::internal(format!("connection {} lost its source", connection.pk))

@@ -24,13 +24,26 @@ impl Store {
         txn.commit().await.map_err(db_error)
     }
 
-    /// Resolves a key hash to the caller in one statement: token, user and permissions
-    /// (one row per permission; the permission columns are null when there is none).
+    /// Deletes a token by its identifier; whether there was one.
+    pub async fn delete_token(&self, identifier: &str) -> Result<bool, Error> {
+        let (_gate, txn) = self.write_txn().await?;
+        let deleted = api_token::Entity::delete_many()
+            .filter(api_token::Column::Identifier.eq(identifier))
+            .exec(&txn)
+            .await
+            .map_err(db_error)?;
+        txn.commit().await.map_err(db_error)?;
+        Ok(deleted.rows_affected > 0)
+    }
+
+    /// Resolves a key hash to the caller and the key's expiry in one statement: token, user
+    /// and permissions (one row per permission; the permission columns are null when there
+    /// is none).
     pub async fn principal_by_key_hash(
         &self,
         key_hash: &str,
         now: DateTime<Utc>,
-    ) -> Result<Result<Principal, CredentialProblem>, Error> {
+    ) -> Result<Result<(Principal, Option<DateTime<Utc>>), CredentialProblem>, Error> {
         let rows = api_token::Entity::find()
             .select_only()
             .column(api_token::Column::Expires)
@@ -55,19 +68,22 @@ impl Store {
         if !first.is_active {
             return Ok(Err(CredentialProblem::InactiveUser));
         }
-        let (user_id, is_superuser) = (first.user_id, first.is_superuser);
+        let (user_id, is_superuser, expires) = (first.user_id, first.is_superuser, first.expires);
         let username = first.username.clone();
         let permissions = rows
             .into_iter()
             // Codenames outside the closed set (written by hand) grant nothing.
             .filter_map(|r| r.codename?.parse::<Permission>().ok())
             .collect();
-        Ok(Ok(Principal {
-            user_id,
-            username,
-            is_superuser,
-            permissions,
-        }))
+        Ok(Ok((
+            Principal {
+                user_id,
+                username,
+                is_superuser,
+                permissions,
+            },
+            expires,
+        )))
     }
 }
 

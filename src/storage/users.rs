@@ -75,6 +75,19 @@ impl Store {
         txn.commit().await.map_err(db_error)
     }
 
+    pub async fn revoke(&self, user_id: i32, permissions: &[Permission]) -> Result<(), Error> {
+        let (_gate, txn) = self.write_txn().await?;
+        user_permission::Entity::delete_many()
+            .filter(user_permission::Column::UserId.eq(user_id))
+            .filter(
+                user_permission::Column::Codename.is_in(permissions.iter().map(|p| p.codename())),
+            )
+            .exec(&txn)
+            .await
+            .map_err(db_error)?;
+        txn.commit().await.map_err(db_error)
+    }
+
     /// Creates the first superuser and its token when the database has no user yet. Returns
     /// whether it did. Safe when several instances start at once (PostgreSQL advisory lock;
     /// SQLite's single writer).

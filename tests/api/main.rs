@@ -11,5 +11,6 @@ mod operations;
 mod oracles;
 mod outage;
 mod rest;
+mod revocation;
 mod schema;
 mod storage;
