@@ -5,6 +5,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod crypto;
+pub mod custody;
 pub mod domain;
 pub mod graphql;
 pub mod metrics;

@@ -10,6 +10,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, Method, Request, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -161,7 +162,8 @@ pub fn router_with_cors(state: AppState, body_limit: usize, cors: Option<CorsLay
 
 pub async fn run(config: &Config, serve: &ServeArgs) -> anyhow::Result<()> {
     let service = app::open(config).await?;
-    cli::bootstrap(&service, serve.bootstrap_token.as_deref()).await?;
+    let token = serve.bootstrap_token.as_ref().map(|t| t.expose_secret());
+    cli::bootstrap(&service, token).await?;
     let listener = TcpListener::bind(serve.listen).await?;
     tracing::info!(address = %listener.local_addr()?, database = %app::redact(&config.database_url), "listening");
     let state = AppState::new(service.clone(), serve.rest_shape)

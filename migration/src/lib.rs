@@ -3,6 +3,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261130_000001_initial;
 mod m20261201_000001_list_indexes;
+mod m20261204_000001_key_custody;
 
 pub struct Migrator;
 
@@ -12,6 +13,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261130_000001_initial::Migration),
             Box::new(m20261201_000001_list_indexes::Migration),
+            Box::new(m20261204_000001_key_custody::Migration),
         ]
     }
 }
