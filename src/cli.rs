@@ -136,21 +136,25 @@ pub async fn run(service: &Service, _config: &Config, command: Command) -> anyho
                 })?;
             let uuid = uuid::Uuid::new_v4();
             store
-                .create_source_with(uuid, NewSource {
-                    consumer_secret: consumer_secret.map(|s| service.seal_consumer_secret(uuid, &s)),
-                    user_path_template: "goauthentik.io/sources/%(slug)s".to_owned(),
-                    name: name.clone(),
-                    slug,
-                    enabled: !disabled,
-                    provider_type,
-                    authorization_url,
-                    access_token_url,
-                    profile_url,
-                    consumer_key,
-                    policy_engine_mode,
-                    user_matching_mode,
-                    icon: None,
-                })
+                .create_source_with(
+                    uuid,
+                    NewSource {
+                        consumer_secret: consumer_secret
+                            .map(|s| service.seal_consumer_secret(uuid, &s)),
+                        user_path_template: "goauthentik.io/sources/%(slug)s".to_owned(),
+                        name: name.clone(),
+                        slug,
+                        enabled: !disabled,
+                        provider_type,
+                        authorization_url,
+                        access_token_url,
+                        profile_url,
+                        consumer_key,
+                        policy_engine_mode,
+                        user_matching_mode,
+                        icon: None,
+                    },
+                )
                 .await
                 .with_context(|| {
                     format!("cannot create source {name:?} (name and slug must be unique)")
@@ -165,11 +169,16 @@ pub async fn run(service: &Service, _config: &Config, command: Command) -> anyho
 async fn rekey(service: &Service, batch: u64) -> anyhow::Result<()> {
     let report = custody::rekey(service, batch).await?;
     println!("current key: {}", service.keyring().current().id);
-    println!("user_oauth_source_connections.access_token: {}", report.tokens);
+    println!(
+        "user_oauth_source_connections.access_token: {}",
+        report.tokens
+    );
     println!("sources.consumer_secret: {}", report.secrets);
     for (key, n) in custody::old_key_use(service).await? {
         if n == 0 {
-            println!("old key {key}: seals nothing any more; it may be removed from the configuration");
+            println!(
+                "old key {key}: seals nothing any more; it may be removed from the configuration"
+            );
         } else {
             println!("old key {key}: still seals {n} values");
         }

@@ -100,14 +100,21 @@ fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
 /// The shortest bootstrap token accepted: it is a superuser's API key.
 pub const BOOTSTRAP_TOKEN_MIN_CHARS: usize = 32;
 
-fn bootstrap_token(value: &str) -> Result<SecretString, String> {
-    if value.chars().count() < BOOTSTRAP_TOKEN_MIN_CHARS {
-        return Err(format!(
-            "the bootstrap token must be at least {BOOTSTRAP_TOKEN_MIN_CHARS} characters \
-             (e.g. `openssl rand -hex 24`)"
-        ));
+impl ServeArgs {
+    /// Refuses a bootstrap token shorter than the minimum. Checked at start rather than by
+    /// the argument parser, whose error message would print the value.
+    pub fn check_bootstrap_token(&self) -> anyhow::Result<()> {
+        use secrecy::ExposeSecret;
+        match &self.bootstrap_token {
+            Some(t) if t.expose_secret().chars().count() < BOOTSTRAP_TOKEN_MIN_CHARS => {
+                anyhow::bail!(
+                    "OAUTHLINK_BOOTSTRAP_TOKEN must be at least {BOOTSTRAP_TOKEN_MIN_CHARS} \
+                     characters (e.g. `openssl rand -hex 24`)"
+                )
+            }
+            _ => Ok(()),
+        }
     }
-    Ok(SecretString::from(value.to_owned()))
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,7 +132,7 @@ pub struct ServeArgs {
     /// Key of the first superuser's API token, used on the first start only. Without it a key
     /// is generated and printed once.
     /// At least 32 characters.
-    #[arg(long, env = "OAUTHLINK_BOOTSTRAP_TOKEN", hide_env_values = true, value_parser = bootstrap_token)]
+    #[arg(long, env = "OAUTHLINK_BOOTSTRAP_TOKEN", hide_env_values = true, value_parser = secret)]
     pub bootstrap_token: Option<SecretString>,
 
     /// Shape of REST responses: `documented` (authentik's reference page, nested `source`) or
@@ -311,13 +318,21 @@ mod tests {
 
     #[test]
     fn short_bootstrap_tokens_are_refused() {
-        let err = Cli::try_parse_from(["oauthlink", "serve", "--bootstrap-token", &"x".repeat(31)])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("at least 32 characters"), "{err}");
-        assert!(
-            Cli::try_parse_from(["oauthlink", "serve", "--bootstrap-token", &"x".repeat(32)])
-                .is_ok()
-        );
+        let serve = |token: &str| {
+            let cli = Cli::try_parse_from(["oauthlink", "serve", "--bootstrap-token", token]);
+            let Some(Command::Serve(serve)) = cli.unwrap().command else {
+                panic!("serve")
+            };
+            serve
+        };
+        let err = serve(&"é".repeat(31)).check_bootstrap_token().unwrap_err();
+        assert!(err.to_string().contains("at least 32 characters"), "{err}");
+        assert!(!err.to_string().contains("é"));
+        assert!(serve(&"é".repeat(32)).check_bootstrap_token().is_ok());
+        let none = Cli::try_parse_from(["oauthlink", "serve"]).unwrap();
+        let Some(Command::Serve(none)) = none.command else {
+            panic!("serve")
+        };
+        assert!(none.check_bootstrap_token().is_ok());
     }
 }

@@ -37,9 +37,9 @@ pub enum Slot {
 impl Slot {
     fn aad_v2(self) -> String {
         match self {
-            Slot::AccessToken { row_key, user } => format!(
-                "oauthlink:v2:user_oauth_source_connections:access_token:{row_key}:{user}"
-            ),
+            Slot::AccessToken { row_key, user } => {
+                format!("oauthlink:v2:user_oauth_source_connections:access_token:{row_key}:{user}")
+            }
             Slot::ConsumerSecret { source } => {
                 format!("oauthlink:v2:sources:consumer_secret:{source}")
             }
@@ -308,9 +308,15 @@ mod tests {
         let sealed = ring.seal(slot, "gho_secret");
         assert!(!sealed.windows(10).any(|w| w == b"gho_secret"));
         let opened = ring.open(slot, &sealed).unwrap();
-        assert_eq!((opened.plaintext.as_str(), opened.current), ("gho_secret", true));
+        assert_eq!(
+            (opened.plaintext.as_str(), opened.current),
+            ("gho_secret", true)
+        );
         // Another row, another user of the same row, another column: refused.
-        assert_eq!(ring.open(token_slot(7), &sealed).unwrap_err(), OpenError::Refused);
+        assert_eq!(
+            ring.open(token_slot(7), &sealed).unwrap_err(),
+            OpenError::Refused
+        );
         let Slot::AccessToken { row_key, .. } = slot else {
             unreachable!()
         };
@@ -320,7 +326,9 @@ mod tests {
         assert_eq!(ring.open(column, &sealed).unwrap_err(), OpenError::Refused);
         // Another key: named as unknown, not tried.
         let other = Keyring::single(&Keyring::generate_key_hex()).unwrap();
-        assert!(matches!(other.open(slot, &sealed), Err(OpenError::UnknownKey(id)) if id == ring.current().id));
+        assert!(
+            matches!(other.open(slot, &sealed), Err(OpenError::UnknownKey(id)) if id == ring.current().id)
+        );
         // Two seals of one value differ (fresh nonce).
         assert_ne!(sealed, ring.seal(slot, "gho_secret"));
     }
@@ -342,7 +350,10 @@ mod tests {
         assert!(ring.open(slot, &resealed).unwrap().current);
         // The new key alone no longer opens the old value.
         let only_new = Keyring::single(&new).unwrap();
-        assert!(matches!(only_new.open(slot, &sealed), Err(OpenError::UnknownKey(_))));
+        assert!(matches!(
+            only_new.open(slot, &sealed),
+            Err(OpenError::UnknownKey(_))
+        ));
     }
 
     #[test]
@@ -367,7 +378,10 @@ mod tests {
         };
         assert_eq!(Keyring::sealed_by(&sealed), SealedBy::Legacy);
         let opened = ring.open(slot, &sealed).unwrap();
-        assert_eq!((opened.plaintext.as_str(), opened.current), ("legacy", false));
+        assert_eq!(
+            (opened.plaintext.as_str(), opened.current),
+            ("legacy", false)
+        );
         assert_eq!(ring.legacy_key(slot, &sealed), Some(ring.current()));
         let other = Keyring::single(&Keyring::generate_key_hex()).unwrap();
         assert_eq!(other.open(slot, &sealed).unwrap_err(), OpenError::Refused);

@@ -297,7 +297,9 @@ pub async fn rekey(service: &Service, batch: u64) -> anyhow::Result<RekeyReport>
             pending = store.tokens_by_pk(&changed).await?;
             tally.gone += (changed.len() - pending.len()) as u64;
             if attempt == RETRIES {
-                anyhow::bail!("connections {changed:?} kept changing while being re-sealed; run rekey again");
+                anyhow::bail!(
+                    "connections {changed:?} kept changing while being re-sealed; run rekey again"
+                );
             }
         }
         tracing::info!(after, "rekey: access tokens up to this connection done");
@@ -332,7 +334,9 @@ pub async fn rekey(service: &Service, batch: u64) -> anyhow::Result<RekeyReport>
             pending = store.secrets_by_pk(&changed).await?;
             tally.gone += (changed.len() - pending.len()) as u64;
             if attempt == RETRIES {
-                anyhow::bail!("sources {changed:?} kept changing while being re-sealed; run rekey again");
+                anyhow::bail!(
+                    "sources {changed:?} kept changing while being re-sealed; run rekey again"
+                );
             }
         }
     }

@@ -161,6 +161,7 @@ pub fn router_with_cors(state: AppState, body_limit: usize, cors: Option<CorsLay
 }
 
 pub async fn run(config: &Config, serve: &ServeArgs) -> anyhow::Result<()> {
+    serve.check_bootstrap_token()?;
     let service = app::open(config).await?;
     let token = serve.bootstrap_token.as_ref().map(|t| t.expose_secret());
     cli::bootstrap(&service, token).await?;

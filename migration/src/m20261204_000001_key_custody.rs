@@ -59,7 +59,11 @@ impl MigrationTrait for Migration {
             .alter_table(
                 Table::alter()
                     .table(UserOauthSourceConnections::Table)
-                    .add_column(ColumnDef::new(UserOauthSourceConnections::RowKey).uuid().null())
+                    .add_column(
+                        ColumnDef::new(UserOauthSourceConnections::RowKey)
+                            .uuid()
+                            .null(),
+                    )
                     .to_owned(),
             )
             .await

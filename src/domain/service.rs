@@ -240,15 +240,12 @@ impl Service {
         let access_token = match changes.access_token {
             Patch::Absent => Patch::Absent,
             Patch::Null => Patch::Null,
-            Patch::Value(t) => match self.seal_token(
-                &mut errors,
-                Patch::Value(t),
-                row_key,
-                Some(current.user),
-            ) {
-                Some(Some(sealed)) => Patch::Value(sealed),
-                _ => Patch::Absent,
-            },
+            Patch::Value(t) => {
+                match self.seal_token(&mut errors, Patch::Value(t), row_key, Some(current.user)) {
+                    Some(Some(sealed)) => Patch::Value(sealed),
+                    _ => Patch::Absent,
+                }
+            }
         };
         errors.into_result()?;
         if let Some(source) = source

@@ -5,8 +5,8 @@ use chrono::Utc;
 use entity::{sealing_key, source, user_oauth_source_connection as conn};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use uuid::Uuid;
 
@@ -261,7 +261,10 @@ impl Store {
             .await
     }
 
-    async fn secrets(&self, q: sea_orm::Select<source::Entity>) -> Result<Vec<SealedSecret>, Error> {
+    async fn secrets(
+        &self,
+        q: sea_orm::Select<source::Entity>,
+    ) -> Result<Vec<SealedSecret>, Error> {
         Ok(q.all(&self.db)
             .await
             .map_err(db_error)?

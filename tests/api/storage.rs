@@ -29,7 +29,9 @@ async fn access_token_is_sealed_at_rest_and_never_returned() {
         .unwrap()
         .expect("stored");
     assert!(
-        !raw.sealed.windows(token.len()).any(|w| w == token.as_bytes()),
+        !raw.sealed
+            .windows(token.len())
+            .any(|w| w == token.as_bytes()),
         "stored in clear"
     );
     assert_eq!(app.service.open_access_token(&raw).as_deref(), Ok(token));
