@@ -84,8 +84,7 @@ pub async fn keyring(config: &Config, store: &Store) -> anyhow::Result<Keyring> 
 
 async fn refuse_new_key_over_data(store: &Store, path: &Path) -> anyhow::Result<()> {
     let recorded = store.recorded_keys().await?;
-    let (tokens, secrets) = store.sample_sealed().await?;
-    if recorded.is_empty() && tokens.is_empty() && secrets.is_empty() {
+    if recorded.is_empty() && !store.any_sealed().await? {
         return Ok(());
     }
     let ids: Vec<_> = recorded.iter().map(|k| k.key_id.as_str()).collect();
@@ -106,7 +105,8 @@ async fn refuse_new_key_over_data(store: &Store, path: &Path) -> anyhow::Result<
 pub async fn check(store: &Store, keyring: &Keyring) -> anyhow::Result<()> {
     let configured: Vec<String> = keyring.keys().into_iter().map(|k| k.id).collect();
     let mut missing = Vec::new();
-    for recorded in store.recorded_keys().await? {
+    let recorded_keys = store.recorded_keys().await?;
+    for recorded in &recorded_keys {
         match keyring.key(&recorded.key_id) {
             Some(key) if key.fingerprint != recorded.fingerprint => anyhow::bail!(
                 "refusing to start: the configured key {} does not match the fingerprint the \
@@ -170,9 +170,16 @@ pub async fn check(store: &Store, keyring: &Keyring) -> anyhow::Result<()> {
             configured.join(", ")
         );
     }
-    store.record_key(&record(&keyring.current(), false)).await?;
-    for key in legacy {
-        store.record_key(&record(&key, true)).await?;
+    // Written only when new, so that a start usually writes nothing.
+    let new = std::iter::once(record(&keyring.current(), false))
+        .chain(legacy.iter().map(|k| record(k, true)))
+        .filter(|r| {
+            !recorded_keys
+                .iter()
+                .any(|k| k.key_id == r.key_id && (k.legacy || !r.legacy))
+        });
+    for key in new {
+        store.record_key(&key).await?;
     }
     Ok(())
 }

@@ -171,17 +171,41 @@ impl Store {
         Ok(tokens + secrets)
     }
 
-    /// The oldest and newest sealed value of each column (at most four statements on the
-    /// primary keys): what the start check opens when no key is recorded yet, and whose key
-    /// ids it checks otherwise.
+    /// Whether anything sealed is stored (a scan when nothing is: asked only when a key file
+    /// is missing).
+    pub async fn any_sealed(&self) -> Result<bool, Error> {
+        let token = conn::Entity::find()
+            .filter(conn::Column::AccessToken.is_not_null())
+            .one(&self.db)
+            .await
+            .map_err(db_error)?;
+        let secret = source::Entity::find()
+            .filter(source::Column::ConsumerSecret.is_not_null())
+            .one(&self.db)
+            .await
+            .map_err(db_error)?;
+        Ok(token.is_some() || secret.is_some())
+    }
+
+    /// The oldest and newest sealed value of each column, looked for among the first and last
+    /// `SAMPLE_WINDOW` connections by pk so that a start never scans a large table (four
+    /// statements on the primary keys): what the start check opens when no key is recorded
+    /// yet, and whose key ids it checks otherwise.
     pub async fn sample_sealed(&self) -> Result<(Vec<SealedToken>, Vec<SealedSecret>), Error> {
+        const SAMPLE_WINDOW: i32 = 1000;
         let mut tokens = Vec::new();
         for newest in [false, true] {
             let q = conn::Entity::find().filter(conn::Column::AccessToken.is_not_null());
             let q = if newest {
-                q.order_by_desc(conn::Column::Id)
+                q.filter(Expr::col(conn::Column::Id).gt(Expr::cust(format!(
+                    "(SELECT max(id) FROM user_oauth_source_connections) - {SAMPLE_WINDOW}"
+                ))))
+                .order_by_desc(conn::Column::Id)
             } else {
-                q.order_by_asc(conn::Column::Id)
+                q.filter(Expr::col(conn::Column::Id).lt(Expr::cust(format!(
+                    "(SELECT min(id) FROM user_oauth_source_connections) + {SAMPLE_WINDOW}"
+                ))))
+                .order_by_asc(conn::Column::Id)
             };
             if let Some(t) = q
                 .one(&self.db)
