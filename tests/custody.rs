@@ -727,3 +727,98 @@ async fn short_bootstrap_tokens_are_refused() {
     assert!(log.contains("at least 32 characters"), "{log}");
     assert!(!log.contains("short-token-of-31"), "{log}");
 }
+
+/// A value sealed the way the version 1 code did: `0x01 | nonce | ciphertext`, bound to the
+/// column only.
+fn seal_v1(key_hex: &str, column: &[u8], plaintext: &str) -> Vec<u8> {
+    use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+    let cipher =
+        chacha20poly1305::XChaCha20Poly1305::new_from_slice(&hex::decode(key_hex).unwrap())
+            .unwrap();
+    let nonce = [9u8; 24];
+    let ct = cipher
+        .encrypt(
+            chacha20poly1305::XNonce::from_slice(&nonce),
+            Payload {
+                msg: plaintext.as_bytes(),
+                aad: column,
+            },
+        )
+        .unwrap();
+    [&[1u8][..], &nonce, &ct].concat()
+}
+
+/// A database from before key custody (version 1 values, no row keys, no recorded key): its
+/// key starts it and is recorded, another key is refused, and `rekey` rewrites the values in
+/// the current format.
+#[tokio::test]
+async fn version_1_databases_start_with_their_key_and_rekey_upgrades_them() {
+    let dir = TempDir::new();
+    let url = fresh_database(&dir.0).await;
+    let key = Keyring::generate_key_hex();
+    let env = [("OAUTHLINK_SECRET_KEY", key.as_str())];
+    let token = bootstrap_token();
+    let server = serving(&url, &[env[0], ("OAUTHLINK_BOOTSTRAP_TOKEN", &token)]);
+    let out = run(
+        &url,
+        &env,
+        &["source", "create", "--name", "GitHub", "--slug", "github"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let source = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let client = reqwest::Client::new();
+    let pk = link(&client, &server.base, &token, &source, 1, "octocat")
+        .await
+        .unwrap();
+    drop(server);
+    // Back to what version 1 stored.
+    let db = db(&url).await;
+    let mut row = conn::Entity::find_by_id(pk)
+        .one(&db)
+        .await
+        .unwrap()
+        .unwrap()
+        .into_active_model();
+    row.access_token = Set(Some(seal_v1(
+        &key,
+        b"user_oauth_source_connections.access_token",
+        &token_of("octocat"),
+    )));
+    row.row_key = Set(None);
+    row.update(&db).await.unwrap();
+    entity::sealing_key::Entity::delete_many()
+        .exec(&db)
+        .await
+        .unwrap();
+
+    let log = refused(
+        &url,
+        &[("OAUTHLINK_SECRET_KEY", &Keyring::generate_key_hex())],
+    );
+    assert!(log.contains("no configured key"), "{log}");
+    let recorded = entity::sealing_key::Entity::find().all(&db).await.unwrap();
+    assert!(recorded.is_empty(), "a refused start writes nothing");
+
+    let out = run(&url, &env, &["rekey"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("access_token: 1 checked, 1 re-sealed, 0 already current"),
+        "{stdout}"
+    );
+    let recorded = entity::sealing_key::Entity::find().all(&db).await.unwrap();
+    let id = Keyring::single(&key).unwrap().current().id;
+    assert!(
+        recorded.iter().any(|k| k.key_id == id && k.legacy),
+        "{recorded:?}"
+    );
+    let row = conn::Entity::find_by_id(pk)
+        .one(&db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(row.row_key.is_some());
+    assert_eq!(row.access_token.unwrap()[0], 2, "rewritten as version 2");
+    db.close().await.unwrap();
+    assert_eq!(open_all_with(&url, &key).await, 1);
+}

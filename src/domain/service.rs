@@ -155,7 +155,7 @@ impl Service {
             Patch::Absent | Patch::Null => Some(None),
             Patch::Value(t) => errors
                 .check(validation::secret("access_token", &t))
-                .and_then(|()| user)
+                .and(user)
                 .map(|user| Some(self.keyring.seal(Slot::AccessToken { row_key, user }, &t))),
         }
     }
