@@ -27,6 +27,8 @@ pub async fn keyring(config: &Config, store: &Store) -> anyhow::Result<Keyring> 
         .secret_keys_old
         .iter()
         .map(|k| k.expose_secret())
+        // `OAUTHLINK_SECRET_KEYS_OLD=` (emptied after a rotation) names no key.
+        .filter(|k| !k.trim().is_empty())
         .collect();
     if let Some(key) = &config.secret_key {
         return Keyring::from_hex(key.expose_secret(), old)
