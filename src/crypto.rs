@@ -214,19 +214,6 @@ impl Keyring {
     }
 
     pub fn open(&self, slot: Slot, sealed: &[u8]) -> Result<Opened, OpenError> {
-        let decrypt = |key: &Key, body: &[u8], aad: &[u8]| {
-            let (nonce, ciphertext) = body.split_at(NONCE_LEN);
-            key.cipher
-                .decrypt(
-                    XNonce::from_slice(nonce),
-                    Payload {
-                        msg: ciphertext,
-                        aad,
-                    },
-                )
-                .ok()
-                .and_then(|plain| String::from_utf8(plain).ok())
-        };
         match Self::sealed_by(sealed) {
             SealedBy::Malformed => Err(OpenError::Malformed),
             SealedBy::Legacy => self
@@ -260,20 +247,28 @@ impl Keyring {
         if Self::sealed_by(sealed) != SealedBy::Legacy {
             return None;
         }
-        let found = self.keys.iter().position(|k| {
-            let (nonce, ciphertext) = sealed[1..].split_at(NONCE_LEN);
-            k.cipher
-                .decrypt(
-                    XNonce::from_slice(nonce),
-                    Payload {
-                        msg: ciphertext,
-                        aad: slot.aad_v1(),
-                    },
-                )
-                .is_ok()
-        })?;
+        let found = self
+            .keys
+            .iter()
+            .position(|k| decrypt(k, &sealed[1..], slot.aad_v1()).is_some())?;
         Some(self.keys().swap_remove(found))
     }
+}
+
+/// `body` is `nonce | ciphertext` (at least a nonce long, as `sealed_by` checked).
+fn decrypt(key: &Key, body: &[u8], aad: &[u8]) -> Option<String> {
+    let (nonce, ciphertext) = body.split_at(NONCE_LEN);
+    let plain = key
+        .cipher
+        .decrypt(
+            XNonce::from_slice(nonce),
+            Payload {
+                msg: ciphertext,
+                aad,
+            },
+        )
+        .ok()?;
+    String::from_utf8(plain).ok()
 }
 
 /// A new API key: 64 alphanumeric characters (~381 bits).
