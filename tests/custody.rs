@@ -822,3 +822,79 @@ async fn version_1_databases_start_with_their_key_and_rekey_upgrades_them() {
     db.close().await.unwrap();
     assert_eq!(open_all_with(&url, &key).await, 1);
 }
+
+/// A re-seal writes only over the value it read: a token replaced meanwhile (a concurrent
+/// update) wins, and `rekey` reads it again.
+#[tokio::test]
+async fn a_reseal_never_overwrites_a_concurrent_write() {
+    use oauthlink::storage::{RowSealed, TokenReseal};
+    let dir = TempDir::new();
+    let url = fresh_database(&dir.0).await;
+    let key = Keyring::generate_key_hex();
+    let service = oauthlink::app::open(&library_config(&url, &key, &[]))
+        .await
+        .unwrap();
+    let store = service.store();
+    let user = NewUser {
+        username: "cas",
+        name: "",
+        email: "",
+        is_superuser: false,
+    };
+    let user = store.create_user(user).await.unwrap();
+    let source = store
+        .create_source(oauthlink::storage::NewSource {
+            name: "GitHub".into(),
+            slug: "github".into(),
+            enabled: true,
+            provider_type: "github".into(),
+            authorization_url: None,
+            access_token_url: None,
+            profile_url: None,
+            consumer_key: String::new(),
+            consumer_secret: None,
+            policy_engine_mode: oauthlink::domain::model::PolicyEngineMode::Any,
+            user_matching_mode: oauthlink::domain::model::UserMatchingMode::Identifier,
+            user_path_template: String::new(),
+            icon: None,
+        })
+        .await
+        .unwrap();
+    let row_key = uuid::Uuid::new_v4();
+    let slot = oauthlink::crypto::Slot::AccessToken { row_key, user };
+    let first = service.keyring().seal(slot, "first");
+    let pk = store
+        .insert_connection(
+            user,
+            user,
+            source,
+            "octocat".into(),
+            Some(RowSealed {
+                row_key,
+                sealed: first.clone(),
+            }),
+            None,
+        )
+        .await
+        .unwrap()
+        .pk;
+    let stale = TokenReseal {
+        pk,
+        old: service.keyring().seal(slot, "read before an update"),
+        new: service.keyring().seal(slot, "stale"),
+        row_key,
+    };
+    assert_eq!(store.reseal_tokens(&[stale]).await.unwrap(), vec![pk]);
+    let stored = store.sealed_access_token(pk).await.unwrap().unwrap();
+    assert_eq!(stored.sealed, first, "the concurrent value stays");
+    let fresh = TokenReseal {
+        pk,
+        old: first,
+        new: service.keyring().seal(slot, "second"),
+        row_key,
+    };
+    assert!(store.reseal_tokens(&[fresh]).await.unwrap().is_empty());
+    let stored = store.sealed_access_token(pk).await.unwrap().unwrap();
+    assert_eq!(service.open_access_token(&stored).as_deref(), Ok("second"));
+    store.clone().close().await;
+}
