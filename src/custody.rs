@@ -269,9 +269,12 @@ pub async fn rekey(service: &Service, batch: u64) -> anyhow::Result<RekeyReport>
     let store = service.store();
     let ring = service.keyring();
     let mut report = RekeyReport::default();
+    // Rows created after this point were sealed with the current key (every instance has it
+    // by now, step 1 of the rotation): stopping here keeps a rekey from chasing the creates.
+    let upto = store.last_connection_pk().await?;
     let mut after = 0;
     loop {
-        let rows = store.tokens_after(after, batch.max(1)).await?;
+        let rows = store.tokens_after(after, upto, batch.max(1)).await?;
         let Some(last) = rows.last() else { break };
         after = last.pk;
         let tally = &mut report.tokens;

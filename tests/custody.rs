@@ -523,6 +523,7 @@ async fn rekey_under_concurrent_creates_leaves_every_value_with_the_new_key() {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     phase.store(1, Ordering::SeqCst);
+    let started = Instant::now();
     let rekey = tokio::task::spawn_blocking(move || {
         let envs: Vec<(&str, &str)> = rotating_owned
             .iter()
@@ -531,6 +532,7 @@ async fn rekey_under_concurrent_creates_leaves_every_value_with_the_new_key() {
         run(&url2, &envs, &["rekey", "--batch", "16"])
     });
     let out = rekey.await.unwrap();
+    let took = started.elapsed();
     phase.store(2, Ordering::SeqCst);
     let mut created = 0;
     for task in creates {
@@ -540,7 +542,7 @@ async fn rekey_under_concurrent_creates_leaves_every_value_with_the_new_key() {
     let overlap = overlap.load(Ordering::SeqCst);
     assert!(overlap > 0, "no create was answered while the rekey ran");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    eprintln!("{stdout}{created} creates, {overlap} of them answered during the rekey");
+    eprintln!("{stdout}rekey took {took:?}; {created} creates, {overlap} answered during it");
     assert!(stdout.contains(" 0 failed"), "{stdout}");
     assert!(
         stdout.contains("consumer_secret: 1 checked, 1 re-sealed"),

@@ -240,10 +240,26 @@ impl Store {
         Ok((tokens, secrets))
     }
 
-    /// Sealed access tokens of connections with a pk above `after`, by pk.
-    pub async fn tokens_after(&self, after: i32, limit: u64) -> Result<Vec<SealedToken>, Error> {
+    /// The highest connection pk now (0 when there is none).
+    pub async fn last_connection_pk(&self) -> Result<i32, Error> {
+        Ok(conn::Entity::find()
+            .order_by_desc(conn::Column::Id)
+            .one(&self.db)
+            .await
+            .map_err(db_error)?
+            .map_or(0, |m| m.id))
+    }
+
+    /// Sealed access tokens of connections with a pk in `after + 1 ..= upto`, by pk.
+    pub async fn tokens_after(
+        &self,
+        after: i32,
+        upto: i32,
+        limit: u64,
+    ) -> Result<Vec<SealedToken>, Error> {
         Ok(conn::Entity::find()
             .filter(conn::Column::Id.gt(after))
+            .filter(conn::Column::Id.lte(upto))
             .filter(conn::Column::AccessToken.is_not_null())
             .order_by_asc(conn::Column::Id)
             .limit(limit)
