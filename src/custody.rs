@@ -212,17 +212,25 @@ pub fn key_file_beside(url: &str) -> Option<PathBuf> {
     crate::storage::sqlite_file(url).map(|p| p.with_extension("key"))
 }
 
+/// Writes a new file (mode 0600) whole or not at all: written aside, then linked into place,
+/// which fails with `AlreadyExists` if another process got there first. A process starting
+/// beside it never reads a half-written key.
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    let aside = path.with_extension(format!("tmp-{}", std::process::id()));
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path)?;
-    file.write_all(contents.as_bytes())?;
-    file.sync_all()
+    let written = options.open(&aside).and_then(|mut file| {
+        file.write_all(contents.as_bytes())?;
+        file.sync_all()
+    });
+    let linked = written.and_then(|()| std::fs::hard_link(&aside, path));
+    let _ = std::fs::remove_file(&aside);
+    linked
 }
 
 /// What `rekey` did to one column.
