@@ -1,5 +1,6 @@
 //! The admin subcommands.
 use anyhow::Context;
+use secrecy::ExposeSecret;
 
 use crate::config::{Command, Config, SourceCommand, TokenCommand, UserCommand};
 use crate::crypto::{generate_api_key, hash_api_key};
@@ -140,7 +141,7 @@ pub async fn run(service: &Service, _config: &Config, command: Command) -> anyho
                     uuid,
                     NewSource {
                         consumer_secret: consumer_secret
-                            .map(|s| service.seal_consumer_secret(uuid, &s)),
+                            .map(|s| service.seal_consumer_secret(uuid, s.expose_secret())),
                         user_path_template: "goauthentik.io/sources/%(slug)s".to_owned(),
                         name: name.clone(),
                         slug,

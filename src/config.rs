@@ -272,8 +272,8 @@ pub enum SourceCommand {
         #[arg(long, default_value = "")]
         consumer_key: String,
         /// Sealed at rest; never shown again.
-        #[arg(long, env = "OAUTHLINK_CONSUMER_SECRET", hide_env_values = true)]
-        consumer_secret: Option<String>,
+        #[arg(long, env = "OAUTHLINK_CONSUMER_SECRET", hide_env_values = true, value_parser = secret)]
+        consumer_secret: Option<SecretString>,
         #[arg(long, default_value = "any")]
         policy_engine_mode: String,
         #[arg(long, default_value = "identifier")]
@@ -303,8 +303,20 @@ mod tests {
             token,
         ])
         .unwrap();
-        let shown = format!("{cli:?} {:?}", cli.config);
-        for secret in [key.as_str(), old.as_str(), token] {
+        let source = Cli::try_parse_from([
+            "oauthlink",
+            "source",
+            "create",
+            "--name",
+            "n",
+            "--slug",
+            "s",
+            "--consumer-secret",
+            "consumer-secret-value",
+        ])
+        .unwrap();
+        let shown = format!("{cli:?} {:?} {source:?}", cli.config);
+        for secret in [key.as_str(), old.as_str(), token, "consumer-secret-value"] {
             assert!(!shown.contains(secret), "{shown}");
         }
         // The values are there, only not shown.

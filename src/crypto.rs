@@ -29,6 +29,9 @@ pub enum Slot {
     /// A connection's access token. The row identity is the connection's `row_key`, a random
     /// uuid chosen before the INSERT (the integer pk is only known after it, and sealing after
     /// it would cost the create a second write), together with its user, which no API changes.
+    /// The source is left out (an update may change it without a new token): a database
+    /// writer who moves a token together with its row key can move it only between two rows
+    /// of the same user.
     AccessToken { row_key: Uuid, user: i32 },
     /// A source's consumer secret; the source's uuid pk is chosen before its INSERT.
     ConsumerSecret { source: Uuid },
