@@ -1,8 +1,10 @@
 //! The admin subcommands.
 use anyhow::Context;
+use secrecy::ExposeSecret;
 
 use crate::config::{Command, Config, SourceCommand, TokenCommand, UserCommand};
 use crate::crypto::{generate_api_key, hash_api_key};
+use crate::custody;
 use crate::domain::Service;
 use crate::domain::model::{PolicyEngineMode, UserMatchingMode};
 use crate::domain::permission::Permission;
@@ -45,6 +47,7 @@ pub async fn run(service: &Service, _config: &Config, command: Command) -> anyho
     let store = service.store();
     match command {
         Command::Serve(_) | Command::Schema | Command::Migrate => unreachable!("handled by main"),
+        Command::Rekey { batch } => rekey(service, batch).await?,
         Command::User(UserCommand::Create {
             username,
             name,
@@ -142,22 +145,27 @@ pub async fn run(service: &Service, _config: &Config, command: Command) -> anyho
                     let known: Vec<_> = UserMatchingMode::ALL.iter().map(|m| m.as_str()).collect();
                     format!("user matching mode must be one of {}", known.join(", "))
                 })?;
-            let uuid = store
-                .create_source(NewSource {
-                    consumer_secret: consumer_secret.map(|s| service.seal_consumer_secret(&s)),
-                    user_path_template: "goauthentik.io/sources/%(slug)s".to_owned(),
-                    name: name.clone(),
-                    slug,
-                    enabled: !disabled,
-                    provider_type,
-                    authorization_url,
-                    access_token_url,
-                    profile_url,
-                    consumer_key,
-                    policy_engine_mode,
-                    user_matching_mode,
-                    icon: None,
-                })
+            let uuid = uuid::Uuid::new_v4();
+            store
+                .create_source_with(
+                    uuid,
+                    NewSource {
+                        consumer_secret: consumer_secret
+                            .map(|s| service.seal_consumer_secret(uuid, s.expose_secret())),
+                        user_path_template: "goauthentik.io/sources/%(slug)s".to_owned(),
+                        name: name.clone(),
+                        slug,
+                        enabled: !disabled,
+                        provider_type,
+                        authorization_url,
+                        access_token_url,
+                        profile_url,
+                        consumer_key,
+                        policy_engine_mode,
+                        user_matching_mode,
+                        icon: None,
+                    },
+                )
                 .await
                 .with_context(|| {
                     format!("cannot create source {name:?} (name and slug must be unique)")
@@ -173,6 +181,42 @@ fn parse_permissions(codenames: &[String]) -> anyhow::Result<Vec<Permission>> {
         .iter()
         .map(|p| p.parse::<Permission>().map_err(anyhow::Error::msg))
         .collect()
+}
+
+/// `oauthlink rekey`: counts on stdout, each value that did not open on stderr.
+async fn rekey(service: &Service, batch: u64) -> anyhow::Result<()> {
+    let report = custody::rekey(service, batch).await?;
+    println!("current key: {}", service.keyring().current().id);
+    println!(
+        "user_oauth_source_connections.access_token: {}",
+        report.tokens
+    );
+    println!("sources.consumer_secret: {}", report.secrets);
+    for (key, n) in custody::old_key_use(service).await? {
+        if n == 0 {
+            println!(
+                "old key {key}: seals nothing any more; it may be removed from the configuration"
+            );
+        } else {
+            println!("old key {key}: still seals {n} values");
+        }
+    }
+    let failed: Vec<_> = report
+        .tokens
+        .failed
+        .iter()
+        .chain(&report.secrets.failed)
+        .collect();
+    for (row, reason) in &failed {
+        eprintln!("{row}: {reason}");
+    }
+    if !failed.is_empty() {
+        anyhow::bail!(
+            "{} stored values did not open and were left as they are",
+            failed.len()
+        );
+    }
+    Ok(())
 }
 
 async fn user_id(service: &Service, username: &str) -> anyhow::Result<i32> {

@@ -3,6 +3,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use secrecy::SecretString;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://oauthlink.sqlite3?mode=rwc";
 
@@ -25,18 +26,33 @@ pub struct Config {
     #[arg(long, env = "OAUTHLINK_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
     pub database_url: String,
 
-    /// 64 hex characters that seal stored access tokens and consumer secrets. With SQLite and
-    /// none given, a key file is generated beside the database (mode 0600).
+    /// 64 hex characters that seal stored access tokens and consumer secrets (the current
+    /// key). With SQLite and none given, the key file is used: generated beside the database
+    /// (mode 0600) for a database that holds nothing sealed yet.
     #[arg(
         long,
         env = "OAUTHLINK_SECRET_KEY",
         hide_env_values = true,
-        global = true
+        global = true,
+        value_parser = secret
     )]
-    pub secret_key: Option<String>,
+    pub secret_key: Option<SecretString>,
 
-    /// Where the generated key lives when no secret key is given (SQLite only).
-    /// Default: the database file's path with `.key` instead of its extension.
+    /// Earlier keys, comma-separated: they still open the values they sealed until
+    /// `oauthlink rekey` has re-sealed them with the current key.
+    #[arg(
+        long,
+        env = "OAUTHLINK_SECRET_KEYS_OLD",
+        hide_env_values = true,
+        global = true,
+        value_delimiter = ',',
+        value_parser = secret
+    )]
+    pub secret_keys_old: Vec<SecretString>,
+
+    /// The key file when no secret key is given (SQLite only): the current key on its first
+    /// line, earlier keys on the next ones. Default: the database file's path with `.key`
+    /// instead of its extension.
     #[arg(long, env = "OAUTHLINK_SECRET_KEY_FILE", global = true)]
     pub secret_key_file: Option<PathBuf>,
 
@@ -76,6 +92,31 @@ pub struct Config {
     pub database_max_connections: u32,
 }
 
+/// A secret from the command line or environment: held so that `Debug` never shows it.
+fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(value.to_owned()))
+}
+
+/// The shortest bootstrap token accepted: it is a superuser's API key.
+pub const BOOTSTRAP_TOKEN_MIN_CHARS: usize = 32;
+
+impl ServeArgs {
+    /// Refuses a bootstrap token shorter than the minimum. Checked at start rather than by
+    /// the argument parser, whose error message would print the value.
+    pub fn check_bootstrap_token(&self) -> anyhow::Result<()> {
+        use secrecy::ExposeSecret;
+        match &self.bootstrap_token {
+            Some(t) if t.expose_secret().chars().count() < BOOTSTRAP_TOKEN_MIN_CHARS => {
+                anyhow::bail!(
+                    "OAUTHLINK_BOOTSTRAP_TOKEN must be at least {BOOTSTRAP_TOKEN_MIN_CHARS} \
+                     characters (e.g. `openssl rand -hex 24`)"
+                )
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Human,
@@ -90,8 +131,9 @@ pub struct ServeArgs {
 
     /// Key of the first superuser's API token, used on the first start only. Without it a key
     /// is generated and printed once.
-    #[arg(long, env = "OAUTHLINK_BOOTSTRAP_TOKEN", hide_env_values = true)]
-    pub bootstrap_token: Option<String>,
+    /// At least 32 characters.
+    #[arg(long, env = "OAUTHLINK_BOOTSTRAP_TOKEN", hide_env_values = true, value_parser = secret)]
+    pub bootstrap_token: Option<SecretString>,
 
     /// Shape of REST responses: `documented` (authentik's reference page, nested `source`) or
     /// `current` (authentik 2025+: `source` uuid plus `source_obj`).
@@ -204,6 +246,13 @@ pub enum Command {
     Source(SourceCommand),
     /// Print the GraphQL schema (SDL).
     Schema,
+    /// Re-seal every stored secret with the current key (online, in batches; a rerun
+    /// continues). Prints counts; fails if a value does not open.
+    Rekey {
+        /// Rows per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch: u64,
+    },
 }
 
 #[derive(Subcommand, Debug, Clone)]
@@ -282,8 +331,8 @@ pub enum SourceCommand {
         #[arg(long, default_value = "")]
         consumer_key: String,
         /// Sealed at rest; never shown again.
-        #[arg(long, env = "OAUTHLINK_CONSUMER_SECRET", hide_env_values = true)]
-        consumer_secret: Option<String>,
+        #[arg(long, env = "OAUTHLINK_CONSUMER_SECRET", hide_env_values = true, value_parser = secret)]
+        consumer_secret: Option<SecretString>,
         #[arg(long, default_value = "any")]
         policy_engine_mode: String,
         #[arg(long, default_value = "identifier")]
@@ -291,4 +340,70 @@ pub enum SourceCommand {
         #[arg(long)]
         disabled: bool,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_holds_no_secret() {
+        let key = "ab".repeat(32);
+        let old = "cd".repeat(32);
+        let token = "bootstrap-token-0123456789abcdef0123456789";
+        let cli = Cli::try_parse_from([
+            "oauthlink",
+            "--secret-key",
+            &key,
+            "--secret-keys-old",
+            &old,
+            "serve",
+            "--bootstrap-token",
+            token,
+        ])
+        .unwrap();
+        let source = Cli::try_parse_from([
+            "oauthlink",
+            "source",
+            "create",
+            "--name",
+            "n",
+            "--slug",
+            "s",
+            "--consumer-secret",
+            "consumer-secret-value",
+        ])
+        .unwrap();
+        let shown = format!("{cli:?} {:?} {source:?}", cli.config);
+        for secret in [key.as_str(), old.as_str(), token, "consumer-secret-value"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        // The values are there, only not shown.
+        use secrecy::ExposeSecret;
+        let Some(Command::Serve(serve)) = cli.command else {
+            panic!("serve")
+        };
+        assert_eq!(serve.bootstrap_token.unwrap().expose_secret(), token);
+        assert_eq!(cli.config.secret_keys_old[0].expose_secret(), old);
+    }
+
+    #[test]
+    fn short_bootstrap_tokens_are_refused() {
+        let serve = |token: &str| {
+            let cli = Cli::try_parse_from(["oauthlink", "serve", "--bootstrap-token", token]);
+            let Some(Command::Serve(serve)) = cli.unwrap().command else {
+                panic!("serve")
+            };
+            serve
+        };
+        let err = serve(&"é".repeat(31)).check_bootstrap_token().unwrap_err();
+        assert!(err.to_string().contains("at least 32 characters"), "{err}");
+        assert!(!err.to_string().contains("é"));
+        assert!(serve(&"é".repeat(32)).check_bootstrap_token().is_ok());
+        let none = Cli::try_parse_from(["oauthlink", "serve"]).unwrap();
+        let Some(Command::Serve(none)) = none.command else {
+            panic!("serve")
+        };
+        assert!(none.check_bootstrap_token().is_ok());
+    }
 }

@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use secrecy::ExposeSecret;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Instant;
@@ -480,8 +481,13 @@ pub async fn serve(
 }
 
 pub async fn run(config: &Config, serve_args: &ServeArgs) -> anyhow::Result<()> {
+    serve_args.check_bootstrap_token()?;
     let service = app::open(config).await?;
-    cli::bootstrap(&service, serve_args.bootstrap_token.as_deref()).await?;
+    let token = serve_args
+        .bootstrap_token
+        .as_ref()
+        .map(|t| t.expose_secret());
+    cli::bootstrap(&service, token).await?;
     let listener = TcpListener::bind(serve_args.listen).await?;
     tracing::info!(address = %listener.local_addr()?, database = %app::redact(&config.database_url), "listening");
     let limits = HttpLimits::from_args(serve_args);

@@ -82,7 +82,7 @@ struct Seed {
 /// Migrates, bootstraps and adds a source and `USERS` users, through the library.
 async fn seed(url: &str) -> Seed {
     let key = oauthlink::crypto::generate_api_key();
-    let secret_key = oauthlink::crypto::Sealer::generate_key_hex();
+    let secret_key = oauthlink::crypto::Keyring::generate_key_hex();
     let config = library_config(url, &secret_key);
     let service = oauthlink::app::open(&config).await.unwrap();
     oauthlink::cli::bootstrap(&service, Some(&key))

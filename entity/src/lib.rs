@@ -3,6 +3,7 @@ pub mod api_token;
 pub mod audit_event;
 pub mod flow;
 pub mod property_mapping;
+pub mod sealing_key;
 pub mod source;
 pub mod source_group_property_mapping;
 pub mod source_user_property_mapping;
@@ -15,6 +16,7 @@ pub mod prelude {
     pub use super::audit_event::Entity as AuditEvent;
     pub use super::flow::Entity as Flow;
     pub use super::property_mapping::Entity as PropertyMapping;
+    pub use super::sealing_key::Entity as SealingKey;
     pub use super::source::Entity as Source;
     pub use super::source_group_property_mapping::Entity as SourceGroupPropertyMapping;
     pub use super::source_user_property_mapping::Entity as SourceUserPropertyMapping;

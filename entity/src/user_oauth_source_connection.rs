@@ -14,6 +14,8 @@ pub struct Model {
     pub expires: Option<DateTimeUtc>,
     pub created: DateTimeUtc,
     pub last_updated: DateTimeUtc,
+    /// The row identity bound into the sealed access token (null on rows from before it).
+    pub row_key: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261130_000001_initial;
 mod m20261201_000001_list_indexes;
 mod m20261204_000001_identifier_text;
+mod m20261204_000001_key_custody;
 
 pub struct Migrator;
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000001_initial::Migration),
             Box::new(m20261201_000001_list_indexes::Migration),
             Box::new(m20261204_000001_identifier_text::Migration),
+            Box::new(m20261204_000001_key_custody::Migration),
         ]
     }
 }

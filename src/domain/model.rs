@@ -101,6 +101,8 @@ pub struct Connection {
     pub created: DateTime<Utc>,
     pub last_updated: DateTime<Utc>,
     pub expires: Option<DateTime<Utc>>,
+    /// The row identity its sealed access token is bound to (storage only, never shown).
+    pub row_key: Option<Uuid>,
 }
 
 /// A connection together with its source, as every API returns it.

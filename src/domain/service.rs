@@ -15,13 +15,13 @@ use super::model::{
 use super::permission::{Permission, Principal};
 use super::search;
 use super::validation::{self, Errors};
-use crate::crypto::{SealedColumn, Sealer, hash_api_key};
-use crate::storage::{ConnectionUpdate, Cursor, KeysetPage, Store};
+use crate::crypto::{Keyring, OpenError, Slot, hash_api_key};
+use crate::storage::{ConnectionUpdate, Cursor, KeysetPage, RowSealed, SealedToken, Store};
 
 #[derive(Clone, Debug)]
 pub struct Service {
     store: Store,
-    sealer: Sealer,
+    keyring: Keyring,
     caches: Caches,
 }
 
@@ -43,12 +43,16 @@ pub enum UpdateKind {
 }
 
 impl Service {
-    pub fn new(store: Store, sealer: Sealer) -> Self {
+    pub fn new(store: Store, keyring: Keyring) -> Self {
         Service {
             store,
-            sealer,
+            keyring,
             caches: Caches::default(),
         }
+    }
+
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
     }
 
     pub fn store(&self) -> &Store {
@@ -128,7 +132,10 @@ impl Service {
         let max_chars = input.identifier_limit.max_chars();
         let identifier = required(&mut errors, "identifier", input.identifier)
             .and_then(|i| errors.check(validation::text("identifier", &i, max_chars)));
-        let access_token = self.seal_token(&mut errors, input.access_token);
+        // The row identity the token is bound to, chosen before the INSERT so the create stays
+        // one write (the pk is only known after it).
+        let row_key = Uuid::new_v4();
+        let access_token = self.seal_token(&mut errors, input.access_token, row_key, user);
         let expires = optional(input.expires);
         errors.into_result()?;
         let (Some(user), Some(source), Some(identifier)) = (user, source, identifier) else {
@@ -144,7 +151,9 @@ impl Service {
                 user,
                 source,
                 identifier,
-                access_token.flatten(),
+                access_token
+                    .flatten()
+                    .map(|sealed| RowSealed { row_key, sealed }),
                 expires,
             )
             .await?;
@@ -169,22 +178,36 @@ impl Service {
     }
 
     /// `Some(None)` means "store no token"; the outer `None` means a field error was recorded.
-    fn seal_token(&self, errors: &mut Errors, token: Patch<String>) -> Option<Option<Vec<u8>>> {
+    /// `user` is `None` only when a field error about it was recorded.
+    fn seal_token(
+        &self,
+        errors: &mut Errors,
+        token: Patch<String>,
+        row_key: Uuid,
+        user: Option<i32>,
+    ) -> Option<Option<Vec<u8>>> {
         match token {
             Patch::Absent | Patch::Null => Some(None),
             Patch::Value(t) => errors
                 .check(validation::secret("access_token", &t))
-                .map(|()| Some(self.sealer.seal(SealedColumn::AccessToken, &t))),
+                .and(user)
+                .map(|user| Some(self.keyring.seal(Slot::AccessToken { row_key, user }, &t))),
         }
     }
 
     /// Opens a stored access token (for the service's own use; no API returns it).
-    pub fn open_access_token(&self, sealed: &[u8]) -> Option<String> {
-        self.sealer.open(SealedColumn::AccessToken, sealed)
+    pub fn open_access_token(&self, token: &SealedToken) -> std::result::Result<String, OpenError> {
+        let row_key = token.row_key.unwrap_or_default();
+        let slot = Slot::AccessToken {
+            row_key,
+            user: token.user,
+        };
+        self.keyring.open(slot, &token.sealed).map(|o| o.plaintext)
     }
 
-    pub fn seal_consumer_secret(&self, secret: &str) -> Vec<u8> {
-        self.sealer.seal(SealedColumn::ConsumerSecret, secret)
+    /// Seals a consumer secret bound to the uuid its source will have.
+    pub fn seal_consumer_secret(&self, source: Uuid, secret: &str) -> Vec<u8> {
+        self.keyring.seal(Slot::ConsumerSecret { source }, secret)
     }
 
     /// A connection the caller may see; others' rows look absent.
@@ -248,13 +271,17 @@ impl Service {
             }
             Patch::Value(s) => Some(s),
         };
+        // A row from before row keys gets one with its next token.
+        let row_key = current.row_key.unwrap_or_else(Uuid::new_v4);
         let access_token = match changes.access_token {
             Patch::Absent => Patch::Absent,
             Patch::Null => Patch::Null,
-            Patch::Value(t) => match self.seal_token(&mut errors, Patch::Value(t)) {
-                Some(Some(sealed)) => Patch::Value(sealed),
-                _ => Patch::Absent,
-            },
+            Patch::Value(t) => {
+                match self.seal_token(&mut errors, Patch::Value(t), row_key, Some(current.user)) {
+                    Some(Some(sealed)) => Patch::Value(sealed),
+                    _ => Patch::Absent,
+                }
+            }
         };
         errors.into_result()?;
         if let Some(source) = source
@@ -270,6 +297,7 @@ impl Service {
                 ConnectionUpdate {
                     source,
                     identifier,
+                    row_key: matches!(access_token, Patch::Value(_)).then_some(row_key),
                     access_token,
                     expires: changes.expires,
                 },

@@ -14,6 +14,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::custody::SealedToken;
 use super::events::{audit_log, record};
 use super::{Backend, Store, db_error, db_error_quiet};
 use crate::domain::error::{Error, UniqueRule};
@@ -38,11 +39,19 @@ pub struct KeysetPage {
     pub limit: u64,
 }
 
+/// A sealed value with the row identity it was sealed for (see `crypto::Slot`).
+pub struct RowSealed {
+    pub row_key: Uuid,
+    pub sealed: Vec<u8>,
+}
+
 /// The values an update writes; `None`/`Absent` keeps the stored value.
 pub struct ConnectionUpdate {
     pub source: Option<Uuid>,
     pub identifier: Option<String>,
     pub access_token: Patch<Vec<u8>>,
+    /// The row identity a new access token was sealed with; written together with it.
+    pub row_key: Option<Uuid>,
     pub expires: Patch<DateTime<Utc>>,
 }
 
@@ -55,6 +64,7 @@ fn to_connection(m: conn::Model) -> Connection {
         created: m.created,
         last_updated: m.last_updated,
         expires: m.expires,
+        row_key: m.row_key,
     }
 }
 
@@ -106,10 +116,15 @@ impl Store {
         user: i32,
         source: Uuid,
         identifier: String,
-        access_token: Option<Vec<u8>>,
+        access_token: Option<RowSealed>,
         expires: Option<DateTime<Utc>>,
     ) -> Result<Connection, Error> {
         let now = now();
+        // Every row gets a row key, so a token set later is bound to the same identity.
+        let (row_key, access_token) = match access_token {
+            Some(t) => (t.row_key, Some(t.sealed)),
+            None => (Uuid::new_v4(), None),
+        };
         if self.backend() == Backend::Postgres {
             let values = vec![
                 user.into(),
@@ -121,6 +136,7 @@ impl Store {
                 now.into(),
                 Utc::now().into(),
                 actor.into(),
+                row_key.into(),
             ];
             return self.insert_connection_pg(actor, values, user, source).await;
         }
@@ -132,6 +148,7 @@ impl Store {
             expires: Set(expires),
             created: Set(now),
             last_updated: Set(now),
+            row_key: Set(Some(row_key)),
             ..Default::default()
         };
         let Some(creates) = &self.creates else {
@@ -157,7 +174,7 @@ impl Store {
     /// PostgreSQL: the row and its audit event in one statement (a data-modifying CTE is
     /// atomic on its own), one round trip instead of four (BEGIN, two INSERTs, COMMIT).
     /// `values`: user, source, identifier, access token, expires, created, last updated, the
-    /// audit event's time, actor.
+    /// audit event's time, actor, row key.
     async fn insert_connection_pg(
         &self,
         actor: i32,
@@ -167,9 +184,9 @@ impl Store {
     ) -> Result<Connection, Error> {
         const SQL: &str = "WITH ins AS (\
             INSERT INTO user_oauth_source_connections \
-              (user_id, source_id, identifier, access_token, expires, created, last_updated) \
-            VALUES ($1, $2, $3, $4, $5, $6, $7) \
-            RETURNING id, user_id, source_id, identifier, access_token, expires, created, last_updated\
+              (user_id, source_id, identifier, access_token, expires, created, last_updated, row_key) \
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $10) \
+            RETURNING id, user_id, source_id, identifier, access_token, expires, created, last_updated, row_key\
           ), audit AS (\
             INSERT INTO audit_events (created, actor_id, action, connection_id, source_id, identifier) \
             SELECT $8, $9, 'create', id, source_id, identifier FROM ins\
@@ -245,6 +262,9 @@ impl Store {
             Patch::Absent => {}
             Patch::Null => model.access_token = Set(None),
             Patch::Value(v) => model.access_token = Set(Some(v)),
+        }
+        if let Some(row_key) = update.row_key {
+            model.row_key = Set(Some(row_key));
         }
         match update.expires {
             Patch::Absent => {}
@@ -466,14 +486,13 @@ impl Store {
     }
 }
 
-/// Only for tests: the raw stored access token column of a connection.
 impl Store {
-    #[doc(hidden)]
-    pub async fn raw_access_token(&self, pk: i32) -> Result<Option<Vec<u8>>, Error> {
+    /// A connection's stored access token, sealed, with the row identity it is bound to.
+    pub async fn sealed_access_token(&self, pk: i32) -> Result<Option<SealedToken>, Error> {
         Ok(conn::Entity::find_by_id(pk)
             .one(&self.db)
             .await
             .map_err(db_error)?
-            .and_then(|m| m.access_token))
+            .and_then(SealedToken::from_row))
     }
 }

@@ -2,13 +2,15 @@
 //! error (constraint names to field errors, lost connections to `Unavailable`).
 mod batch;
 mod connections;
+mod custody;
 mod events;
 mod reach;
 mod sources;
 mod tokens;
 mod users;
 
-pub use connections::{ConnectionUpdate, Cursor, KeysetPage, cursor_for};
+pub use connections::{ConnectionUpdate, Cursor, KeysetPage, RowSealed, cursor_for};
+pub use custody::{RecordedKey, SealedSecret, SealedToken, SecretReseal, TokenReseal};
 pub use sources::NewSource;
 pub use tokens::NewToken;
 pub use users::NewUser;
@@ -77,8 +79,54 @@ pub struct PoolStats {
 /// across instances ("oauthlnk" in ASCII).
 const MIGRATION_LOCK_KEY: i64 = 0x6f61_7574_686c_6e6b;
 
+/// The file of a SQLite URL (`sqlite://data/x.sqlite3?mode=rwc` → `data/x.sqlite3`); `None`
+/// for other databases and in-memory ones.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or("");
+    if path.is_empty() || path == ":memory:" || rest.contains("mode=memory") {
+        return None;
+    }
+    Some(std::path::PathBuf::from(path))
+}
+
+/// Creates a new SQLite file readable by its owner only, before SQLite opens it: SQLite gives
+/// its `-wal` and `-shm` files the database file's mode, so they are private too. (SQLite
+/// would create it 0644, less the umask.) An existing file is left as it is.
+fn create_private(path: &std::path::Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(path)?.permissions().mode();
+                if mode & 0o077 != 0 {
+                    tracing::warn!(path = %path.display(), mode = format!("{:o}", mode & 0o777), "the database file is readable by other users; `chmod 600` it and its -wal/-shm files");
+                }
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
 impl Store {
     pub async fn connect(url: &str, options: &StoreOptions) -> anyhow::Result<Store> {
+        if let Some(file) = sqlite_file(url)
+            && url.contains("mode=rwc")
+        {
+            create_private(&file)?;
+        }
         let mut opts = ConnectOptions::new(url.to_owned());
         opts.sqlx_logging(false)
             .max_connections(options.max_connections)

@@ -30,7 +30,11 @@ pub struct NewSource {
 
 impl Store {
     pub async fn create_source(&self, new: NewSource) -> Result<Uuid, Error> {
-        let uuid = Uuid::new_v4();
+        self.create_source_with(Uuid::new_v4(), new).await
+    }
+
+    /// With its uuid chosen by the caller: a consumer secret is sealed bound to it.
+    pub async fn create_source_with(&self, uuid: Uuid, new: NewSource) -> Result<Uuid, Error> {
         let model = source::ActiveModel {
             uuid: Set(uuid),
             name: Set(new.name),

@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use oauthlink::config::{Config, LogFormat, RestShape};
-use oauthlink::crypto::{Sealer, generate_api_key, hash_api_key};
+use oauthlink::crypto::{Keyring, generate_api_key, hash_api_key};
 use oauthlink::domain::Service;
 use oauthlink::domain::model::{PolicyEngineMode, UserMatchingMode};
 use oauthlink::domain::permission::Permission;
@@ -68,7 +68,8 @@ pub async fn fresh_database() -> (String, Option<tempfile_dir::TempDir>) {
 pub fn config(database_url: &str) -> Config {
     Config {
         database_url: database_url.to_owned(),
-        secret_key: Some(Sealer::generate_key_hex()),
+        secret_key: Some(Keyring::generate_key_hex().into()),
+        secret_keys_old: Vec::new(),
         secret_key_file: None,
         auto_migrate: true,
         log: "warn".into(),

@@ -24,15 +24,17 @@ async fn access_token_is_sealed_at_rest_and_never_returned() {
     let raw = app
         .service
         .store()
-        .raw_access_token(pk)
+        .sealed_access_token(pk)
         .await
         .unwrap()
         .expect("stored");
     assert!(
-        !raw.windows(token.len()).any(|w| w == token.as_bytes()),
+        !raw.sealed
+            .windows(token.len())
+            .any(|w| w == token.as_bytes()),
         "stored in clear"
     );
-    assert_eq!(app.service.open_access_token(&raw).as_deref(), Some(token));
+    assert_eq!(app.service.open_access_token(&raw).as_deref(), Ok(token));
     // Reading back through both APIs never shows it.
     let (_, body) = app
         .rest(
