@@ -21,10 +21,12 @@ fn cli(app: &TestApp, args: &[&str]) {
         .env("OAUTHLINK_DATABASE_URL", &app.database_url)
         .env(
             "OAUTHLINK_SECRET_KEY",
-            app.config
-                .secret_key
-                .as_deref()
-                .expect("the harness sets a key"),
+            secrecy::ExposeSecret::expose_secret(
+                app.config
+                    .secret_key
+                    .as_ref()
+                    .expect("the harness sets a key"),
+            ),
         )
         .env("OAUTHLINK_LOG", "warn")
         .output()
