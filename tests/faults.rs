@@ -47,11 +47,20 @@ impl Drop for TempDir {
 }
 
 /// A fresh database: a SQLite file in `dir`, or with TEST_DATABASE_URL a new PostgreSQL
-/// database (named like the API tests' so CI's cleanup finds it).
+/// database (named like the API tests', with OAUTHLINK_TEST_DB_PREFIX, so CI's cleanup finds
+/// it).
 async fn fresh_database(dir: &Path) -> String {
     match std::env::var("TEST_DATABASE_URL") {
         Ok(base) if !base.is_empty() => {
-            let name = unique("oauthlink_test_faults");
+            let prefix = std::env::var("OAUTHLINK_TEST_DB_PREFIX")
+                .unwrap_or_else(|_| "oauthlink_test".into());
+            assert!(
+                prefix
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                "OAUTHLINK_TEST_DB_PREFIX: {prefix:?}"
+            );
+            let name = unique(&format!("{prefix}_faults"));
             let admin = Database::connect(&base).await.unwrap();
             sea_orm::ConnectionTrait::execute_unprepared(
                 &admin,
