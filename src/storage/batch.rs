@@ -231,9 +231,12 @@ async fn write(db: &Db, mut pending: Pending) {
     }
     pending.committing = true;
     // A COMMIT that SQLite refuses did not commit (busy: the transaction stays open and is
-    // rolled back when dropped).
+    // rolled back when dropped); one whose worker thread died may have.
     if let Err(e) = txn.commit().await {
-        tracing::warn!(error = %e, "SQLite writer: COMMIT failed; batch answered unavailable");
+        tracing::warn!(error = %e, "SQLite writer: COMMIT failed");
+        if super::lost_after_send(&e) {
+            return pending.fail(|| Failure::Unknown);
+        }
         pending.committing = false;
         return pending.fail(|| Failure::Batch);
     }
