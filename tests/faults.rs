@@ -47,11 +47,20 @@ impl Drop for TempDir {
 }
 
 /// A fresh database: a SQLite file in `dir`, or with TEST_DATABASE_URL a new PostgreSQL
-/// database (named like the API tests' so CI's cleanup finds it).
+/// database (named like the API tests', with OAUTHLINK_TEST_DB_PREFIX, so CI's cleanup finds
+/// it).
 async fn fresh_database(dir: &Path) -> String {
     match std::env::var("TEST_DATABASE_URL") {
         Ok(base) if !base.is_empty() => {
-            let name = unique("oauthlink_test_faults");
+            let prefix = std::env::var("OAUTHLINK_TEST_DB_PREFIX")
+                .unwrap_or_else(|_| "oauthlink_test".into());
+            assert!(
+                prefix
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                "OAUTHLINK_TEST_DB_PREFIX: {prefix:?}"
+            );
+            let name = unique(&format!("{prefix}_faults"));
             let admin = Database::connect(&base).await.unwrap();
             sea_orm::ConnectionTrait::execute_unprepared(
                 &admin,
@@ -232,6 +241,8 @@ enum Outcome {
     Created(i32),
     /// GraphQL SERVICE_UNAVAILABLE, or REST 503 with a `detail`.
     Unavailable,
+    /// GraphQL OUTCOME_UNKNOWN, or REST 504 `outcome_unknown`: perhaps stored.
+    Unknown,
     /// No HTTP answer (connection refused or reset: the server is gone).
     NoAnswer,
     Other(String),
@@ -246,17 +257,30 @@ async fn create(
     identifier: &str,
     graphql: bool,
 ) -> Outcome {
+    let at = (&seed.key[..], &seed.source[..]);
+    create_at(client, base, at, user, identifier, graphql).await
+}
+
+/// Links user `user` to a source, as the holder of a key: `(key, source)`.
+async fn create_at(
+    client: &reqwest::Client,
+    base: &str,
+    (key, source): (&str, &str),
+    user: i32,
+    identifier: &str,
+    graphql: bool,
+) -> Outcome {
     let request = if graphql {
         client.post(format!("{base}/graphql")).json(&json!({
             "query": "mutation($i: CreateUserOAuthConnectionInput!) { createUserOAuthConnection(input: $i) { pk identifier } }",
-            "variables": {"i": {"source": seed.source, "identifier": identifier, "user": user}},
+            "variables": {"i": {"source": source, "identifier": identifier, "user": user}},
         }))
     } else {
         client
             .post(format!("{base}{REST}"))
-            .json(&json!({"source": seed.source, "identifier": identifier, "user": user}))
+            .json(&json!({"source": source, "identifier": identifier, "user": user}))
     };
-    let response = match request.bearer_auth(&seed.key).send().await {
+    let response = match request.bearer_auth(key).send().await {
         Ok(r) => r,
         Err(e) if e.is_timeout() => return Outcome::Other(format!("timed out: {e}")),
         Err(_) => return Outcome::NoAnswer,
@@ -272,6 +296,7 @@ async fn create(
         match body["data"]["createUserOAuthConnection"]["pk"].as_i64() {
             Some(pk) if status == 200 => Outcome::Created(pk as i32),
             None if code == "SERVICE_UNAVAILABLE" => Outcome::Unavailable,
+            None if code == "OUTCOME_UNKNOWN" => Outcome::Unknown,
             _ => Outcome::Other(format!("{status} {body}")),
         }
     } else {
@@ -284,6 +309,9 @@ async fn create(
                     && body.as_object().unwrap().len() == 2 =>
             {
                 Outcome::Unavailable
+            }
+            (504, _) if body["detail"].is_string() && body["code"] == "outcome_unknown" => {
+                Outcome::Unknown
             }
             _ => Outcome::Other(format!("{status} {body}")),
         }
@@ -394,6 +422,61 @@ async fn assert_durable(url: &str, source: &str, acked: &[(i32, String)]) {
         "acknowledged but not stored: {lost:?} ({} rows)",
         rows.len()
     );
+}
+
+/// What the answers were, checked against the database.
+#[derive(Debug, Default)]
+struct Exact {
+    created: usize,
+    unavailable: usize,
+    unknown_stored: usize,
+    unknown_absent: usize,
+}
+
+impl std::fmt::Display for Exact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} created (all stored), {} unavailable (all absent), {} unknown ({} stored, {} absent)",
+            self.created,
+            self.unavailable,
+            self.unknown_stored + self.unknown_absent,
+            self.unknown_stored,
+            self.unknown_absent
+        )
+    }
+}
+
+/// Asserts that every create answered created is stored (same pk) and every one answered
+/// unavailable is not; counts the unknown ones by what the database holds. Identifiers are
+/// unique across the test's creates.
+async fn assert_exact(url: &str, outcomes: &[(String, Outcome, Duration)]) -> Exact {
+    let db = Database::connect(url).await.unwrap();
+    let rows: std::collections::HashMap<String, i32> = conn::Entity::find()
+        .all(&db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.identifier, m.id))
+        .collect();
+    db.close().await.ok();
+    let mut exact = Exact::default();
+    let mut wrong = Vec::new();
+    for (identifier, outcome, _) in outcomes {
+        let stored = rows.get(identifier);
+        match outcome {
+            Outcome::Created(pk) if stored == Some(pk) => exact.created += 1,
+            Outcome::Unavailable if stored.is_none() => exact.unavailable += 1,
+            Outcome::Unknown if stored.is_some() => exact.unknown_stored += 1,
+            Outcome::Unknown => exact.unknown_absent += 1,
+            other => wrong.push((identifier, other, stored)),
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "answers that do not match the database (identifier, answer, stored pk): {wrong:?}"
+    );
+    exact
 }
 
 /// SIGTERM mid-load: exit 0 within the grace period, and every acknowledged create is
@@ -720,12 +803,16 @@ async fn postgres_outage_fails_fast_and_recovers_without_restart() {
         assert!(took < fast, "round {round} took {took:?}");
     }
     let outcomes = load.finish().await;
-    // The load's own requests: created before the stop, unavailable after; nothing else, and
-    // none waited out the database timeout.
+    // The load's own requests: created before the stop, unavailable after, unknown for a
+    // write in flight at the stop; nothing else, and none waited out the database timeout.
     let odd: Vec<_> = outcomes
         .iter()
         .filter(|(_, o, took)| {
-            !matches!(o, Outcome::Created(_) | Outcome::Unavailable) || *took >= timeout
+            let typed = matches!(
+                o,
+                Outcome::Created(_) | Outcome::Unavailable | Outcome::Unknown
+            );
+            !typed || *took >= timeout
         })
         .collect();
     assert!(odd.is_empty(), "{odd:?}");
@@ -749,12 +836,272 @@ async fn postgres_outage_fails_fast_and_recovers_without_restart() {
         let outcome = create(&client, &base, &seed, user, &format!("back-{i}"), graphql).await;
         assert!(matches!(outcome, Outcome::Created(_)), "{outcome:?}");
     }
-    assert_durable(&url, &seed.source, &acknowledged(&outcomes)).await;
+    let exact = assert_exact(&url, &outcomes).await;
     eprintln!(
-        "outage: {} creates before the stop, {unavailable} answered unavailable, down {:?}, ready again {:?} after the start",
-        acknowledged(&outcomes).len(),
+        "outage: {exact}; down {:?}, ready again {:?} after the start",
         back - down,
         back.elapsed()
+    );
+    drop(server);
+}
+
+/// The PostgreSQL binaries, or None (skipped) unless OAUTHLINK_FAULT_TESTS=1.
+fn postgres_binaries() -> Option<PathBuf> {
+    let bin = OwnedPostgres::bin_dir();
+    if bin.is_none() {
+        assert!(
+            std::env::var("OAUTHLINK_FAULT_TESTS").as_deref() != Ok("1"),
+            "OAUTHLINK_FAULT_TESTS=1 but no PostgreSQL binaries in /usr/lib/postgresql/*/bin"
+        );
+        eprintln!("skipped: no PostgreSQL binaries in /usr/lib/postgresql/*/bin");
+    }
+    bin
+}
+
+/// How a round takes PostgreSQL away.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// `pg_ctl stop -m fast`: sessions terminated, open transactions rolled back.
+    Stop,
+    /// `pg_ctl stop -m immediate`: every process quits at once, as in a crash.
+    Crash,
+    /// SIGKILL to the backends serving oauthlink: the server resets every session and
+    /// recovers by itself.
+    KillBackends,
+    /// Inserts held up by a table lock, then `pg_ctl stop -m smart`: new connections are
+    /// refused (the service's reachability probe says so) while the sessions already open,
+    /// and the inserts waiting on them, go on and commit once the lock is released. Then a
+    /// fast stop ends the sessions.
+    RefuseWhileWriting,
+}
+
+impl OwnedPostgres {
+    /// SIGKILLs every client backend but the caller's; returns how many.
+    async fn kill_backends(&self) -> usize {
+        use sea_orm::{ConnectionTrait, Statement};
+        let admin = Database::connect(self.url()).await.unwrap();
+        let rows = admin
+            .query_all_raw(Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend' \
+                 AND pid <> pg_backend_pid()",
+            ))
+            .await
+            .unwrap();
+        admin.close().await.ok();
+        let pids: Vec<String> = rows
+            .iter()
+            .map(|r| r.try_get::<i32>("", "pid").unwrap().to_string())
+            .collect();
+        if !pids.is_empty() {
+            // A backend may have gone already: a failed kill of one is not an error.
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .args(&pids)
+                .stderr(Stdio::null())
+                .status();
+        }
+        pids.len()
+    }
+}
+
+impl OwnedPostgres {
+    /// See `Fault::RefuseWhileWriting`.
+    async fn refuse_while_writing(&self) {
+        use sea_orm::sqlx::Connection as _;
+        use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
+        let count = |sql: &str| Statement::from_string(sea_orm::DbBackend::Postgres, sql);
+        let admin = Database::connect(self.url()).await.unwrap();
+        let lock = admin.begin().await.unwrap();
+        lock.execute_unprepared(
+            "LOCK TABLE user_oauth_source_connections IN SHARE ROW EXCLUSIVE MODE",
+        )
+        .await
+        .unwrap();
+        // Inserts of the load queue behind the lock: statements already at the server.
+        let waiting = Instant::now();
+        loop {
+            let row = lock
+                .query_one_raw(count(
+                    "SELECT count(*) AS n FROM pg_locks WHERE NOT granted \
+                     AND relation = 'user_oauth_source_connections'::regclass",
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            if row.try_get::<i64>("", "n").unwrap() >= 4 {
+                break;
+            }
+            assert!(
+                waiting.elapsed() < Duration::from_secs(10),
+                "no insert waits"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let data = self.data();
+        self.run("pg_ctl", &["-D", &data, "-m", "smart", "-W", "stop"]);
+        let refusing = Instant::now();
+        // One direct connection, no retries (a pool would retry until its timeout).
+        let url = self.url();
+        while sea_orm::sqlx::postgres::PgConnection::connect(&url)
+            .await
+            .is_ok()
+        {
+            assert!(
+                refusing.elapsed() < Duration::from_secs(10),
+                "still accepting"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Long enough for the service to probe (every 200 ms) and see the refusal: a
+        // statement cancelled on that account would now be answered "unavailable".
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        lock.commit().await.unwrap();
+        admin.close().await.ok();
+        // The waiting inserts commit; their clients go on over the open sessions a little.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        self.run("pg_ctl", &["-D", &data, "-m", "fast", "-w", "stop"]);
+    }
+}
+
+/// PostgreSQL stopped or killed while 16 clients create, 20 rounds, oauthlink left running:
+/// every create answered created is stored, every one answered unavailable is not, and the
+/// ones answered "outcome unknown" (the connection died after the write was sent) are counted
+/// with what the database holds for them, which may be either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_stopped_and_killed_mid_write_answers_exactly() {
+    use std::sync::atomic::AtomicUsize;
+
+    const ROUNDS: usize = 20;
+    const SOURCES: usize = 40;
+    let Some(bin) = postgres_binaries() else {
+        return;
+    };
+    let pg = OwnedPostgres::create(bin);
+    pg.start();
+    let url = pg.url();
+    let seed = seed(&url).await;
+    // USERS x SOURCES distinct (user, source) pairs to create.
+    let mut sources = vec![seed.source.clone()];
+    {
+        let config = library_config(&url, &seed.secret_key);
+        let service = oauthlink::app::open(&config).await.unwrap();
+        for i in 1..SOURCES {
+            let slug = format!("source-{i}");
+            let source = oauthlink::storage::NewSource {
+                name: slug.clone(),
+                slug,
+                enabled: true,
+                provider_type: "github".into(),
+                authorization_url: None,
+                access_token_url: None,
+                profile_url: None,
+                consumer_key: String::new(),
+                consumer_secret: None,
+                policy_engine_mode: oauthlink::domain::model::PolicyEngineMode::Any,
+                user_matching_mode: oauthlink::domain::model::UserMatchingMode::Identifier,
+                user_path_template: String::new(),
+                icon: None,
+            };
+            let uuid = service.store().create_source(source).await.unwrap();
+            sources.push(uuid.to_string());
+        }
+        service.store().clone().close().await;
+    }
+    let server = Server::start(&url, &seed, &[]);
+    let base = server.base.clone();
+    let seed = Arc::new(seed);
+    let sources = Arc::new(sources);
+    let next = Arc::new(AtomicUsize::new(0));
+    let outcomes = Arc::new(Mutex::new(Vec::new()));
+    let ready = client();
+    let started = Instant::now();
+    let mut killed = 0;
+    for round in 0..ROUNDS {
+        let faults = [
+            Fault::Stop,
+            Fault::Crash,
+            Fault::KillBackends,
+            Fault::RefuseWhileWriting,
+        ];
+        let fault = faults[round % faults.len()];
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(AtomicUsize::new(0));
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|_| {
+                let (base, seed, sources) = (base.clone(), seed.clone(), sources.clone());
+                let (next, outcomes) = (next.clone(), outcomes.clone());
+                let (stop, acked) = (stop.clone(), acked.clone());
+                tokio::spawn(async move {
+                    let client = client();
+                    // Until the first failure after the fault, or the end of the round.
+                    while !stop.load(Ordering::SeqCst) {
+                        let k = next.fetch_add(1, Ordering::SeqCst);
+                        let user = seed.users[k % USERS];
+                        let at = (&seed.key[..], &sources[(k / USERS) % SOURCES][..]);
+                        let identifier = format!("k{k}");
+                        let started = Instant::now();
+                        let outcome =
+                            create_at(&client, &base, at, user, &identifier, k % 2 == 0).await;
+                        let created = matches!(outcome, Outcome::Created(_));
+                        outcomes
+                            .lock()
+                            .unwrap()
+                            .push((identifier, outcome, started.elapsed()));
+                        if !created {
+                            break;
+                        }
+                        acked.fetch_add(1, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        // Writes in flight on every client before the fault.
+        let wait = Instant::now();
+        while acked.load(Ordering::SeqCst) < 2 * CLIENTS {
+            assert!(
+                wait.elapsed() < Duration::from_secs(30),
+                "round {round}: no load"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        match fault {
+            Fault::Stop => {
+                let data = pg.data();
+                pg.run("pg_ctl", &["-D", &data, "-m", "fast", "-w", "stop"]);
+            }
+            Fault::Crash => pg.stop(),
+            Fault::KillBackends => killed += pg.kill_backends().await,
+            Fault::RefuseWhileWriting => pg.refuse_while_writing().await,
+        }
+        // Every client runs into the fault (or the round ends) and stops.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop.store(true, Ordering::SeqCst);
+        for c in clients {
+            c.await.unwrap();
+        }
+        if !matches!(fault, Fault::KillBackends) {
+            pg.start();
+        }
+        let back = Instant::now();
+        while status_of(&ready, format!("{base}/-/health/ready/")).await != 200 {
+            assert!(
+                back.elapsed() < Duration::from_secs(30),
+                "round {round}: not ready"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let took = started.elapsed();
+    let outcomes = Arc::try_unwrap(outcomes).unwrap().into_inner().unwrap();
+    let exact = assert_exact(&url, &outcomes).await;
+    eprintln!(
+        "{ROUNDS} rounds of {CLIENTS} clients ({killed} backends SIGKILLed) in {took:?}: {} creates: {exact}",
+        outcomes.len()
+    );
+    assert!(
+        exact.unavailable + exact.unknown_stored + exact.unknown_absent > 0,
+        "the faults reached the creates"
     );
     drop(server);
 }

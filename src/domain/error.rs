@@ -98,8 +98,11 @@ pub enum Error {
     RequestTimeout,
     /// Too many failed authentications from this client.
     RateLimited { retry_after_secs: u64 },
-    /// The database is unreachable or timed out.
+    /// The database is unreachable or timed out; nothing was written.
     Unavailable,
+    /// The connection was lost after a write was sent (or while it committed): it may or
+    /// may not be stored. Clients read back before retrying.
+    OutcomeUnknown,
     /// Anything else. Logged with `id`; the message shown is masked.
     Internal { id: uuid::Uuid },
 }
@@ -137,6 +140,7 @@ impl fmt::Display for Error {
             Error::RequestTimeout => f.write_str("request body timed out"),
             Error::RateLimited { .. } => f.write_str("rate limited"),
             Error::Unavailable => f.write_str("database unavailable"),
+            Error::OutcomeUnknown => f.write_str("outcome of the write unknown"),
             Error::Internal { id } => write!(f, "internal error {id}"),
         }
     }

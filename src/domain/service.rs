@@ -284,11 +284,14 @@ impl Service {
             }
         };
         errors.into_result()?;
-        if let Some(source) = source
-            && source != current.source
-        {
-            self.existing(current.user, caller, source).await?;
-        }
+        // The response's source is read before the write: once the write has committed, a
+        // failed read must not answer "unavailable" (as if nothing was written).
+        let source_row = match source {
+            Some(source) if source != current.source => {
+                self.existing(current.user, caller, source).await?
+            }
+            _ => self.with_source(current.clone()).await?.source,
+        };
         let updated = self
             .store
             .update_connection(
@@ -304,7 +307,10 @@ impl Service {
             )
             .await?
             .ok_or(Error::NotFound)?;
-        self.with_source(updated).await
+        Ok(ConnectionWithSource {
+            connection: updated,
+            source: source_row,
+        })
     }
 
     pub async fn delete_connection(&self, caller: &Principal, pk: i32) -> Result<()> {

@@ -35,8 +35,11 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// Too many failed authentications from this client; see `extensions.retryAfter`.
     RateLimited,
-    /// The database is unreachable; retry later.
+    /// The database is unreachable; nothing was written; retry later.
     ServiceUnavailable,
+    /// The database connection was lost after a write was sent: it may or may not be stored.
+    /// Read it back (e.g. by source and identifier) before retrying.
+    OutcomeUnknown,
     /// An unexpected failure; the message is masked, `extensions.errorId` is in the log.
     InternalServerError,
     /// The HTTP request is not a GraphQL request (body, method or content type).
@@ -53,7 +56,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 14] = [
+    pub const ALL: [ErrorCode; 15] = [
         ErrorCode::Unauthenticated,
         ErrorCode::Forbidden,
         ErrorCode::BadUserInput,
@@ -62,6 +65,7 @@ impl ErrorCode {
         ErrorCode::PayloadTooLarge,
         ErrorCode::RateLimited,
         ErrorCode::ServiceUnavailable,
+        ErrorCode::OutcomeUnknown,
         ErrorCode::InternalServerError,
         ErrorCode::BadRequest,
         ErrorCode::GraphqlParseFailed,
@@ -80,6 +84,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            ErrorCode::OutcomeUnknown => "OUTCOME_UNKNOWN",
             ErrorCode::InternalServerError => "INTERNAL_SERVER_ERROR",
             ErrorCode::BadRequest => "BAD_REQUEST",
             ErrorCode::GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
@@ -193,6 +198,11 @@ pub fn render(error: Error) -> async_graphql::Error {
             "The service is temporarily unavailable; retry later.",
             ErrorCode::ServiceUnavailable,
         ),
+        Error::OutcomeUnknown => with_code(
+            "The database connection was lost after the write was sent: it may or may not be \
+             stored. Read it back before retrying.",
+            ErrorCode::OutcomeUnknown,
+        ),
         Error::Internal { id } => {
             let mut e = with_code("Internal server error.", ErrorCode::InternalServerError);
             if let Some(ext) = e.extensions.as_mut() {
@@ -214,6 +224,7 @@ pub fn refusal(error: Error) -> axum::response::Response {
         Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Error::OutcomeUnknown => StatusCode::GATEWAY_TIMEOUT,
         Error::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         Error::Validation(_) | Error::NotFound | Error::Conflict(_) => StatusCode::BAD_REQUEST,
     };

@@ -107,6 +107,13 @@ impl IntoResponse for RestError {
                 "Service temporarily unavailable, try again later.",
                 "service_unavailable",
             ),
+            // 504: the database did not answer the write; unlike 503 a blind retry is wrong.
+            Error::OutcomeUnknown => coded(
+                StatusCode::GATEWAY_TIMEOUT,
+                "The database connection was lost after the write was sent: it may or may not \
+                 be stored. Read it back before retrying.",
+                "outcome_unknown",
+            ),
             Error::Internal { id } => detail(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("A server error occurred (error id {id})."),

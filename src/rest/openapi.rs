@@ -93,7 +93,8 @@ pub struct ValidationError {
     fields: BTreeMap<String, Vec<String>>,
 }
 
-/// `{"detail": …}`. oauthlink adds a `code` where authentik has no such error (408, 413, 429, 503).
+/// `{"detail": …}`. oauthlink adds a `code` where authentik has no such error (408, 413, 429,
+/// 503, 504).
 #[derive(ToSchema)]
 #[schema(description = "Generic API Error")]
 pub struct GenericError {
@@ -206,6 +207,13 @@ impl Modify for Additions {
                 "UnavailableResponse",
                 error("GenericError", "Database unavailable"),
             ),
+            (
+                "OutcomeUnknownResponse",
+                error(
+                    "GenericError",
+                    "Connection to the database lost after the write was sent: read back before retrying",
+                ),
+            ),
         ];
         for (name, response) in responses {
             components.responses.insert(name.into(), RefOr::T(response));
@@ -213,16 +221,19 @@ impl Modify for Additions {
         for item in doc.paths.paths.values_mut() {
             let with_body = [&mut item.post, &mut item.put, &mut item.patch];
             for op in with_body.into_iter().flatten() {
-                add_errors(op, true);
+                add_errors(op, true, true);
             }
-            for op in [&mut item.get, &mut item.delete].into_iter().flatten() {
-                add_errors(op, false);
+            if let Some(op) = &mut item.delete {
+                add_errors(op, false, true);
+            }
+            if let Some(op) = &mut item.get {
+                add_errors(op, false, false);
             }
         }
     }
 }
 
-fn add_errors(op: &mut Operation, with_body: bool) {
+fn add_errors(op: &mut Operation, with_body: bool, writes: bool) {
     let mut list = vec![
         ("400", "ValidationErrorResponse"),
         ("403", "GenericErrorResponse"),
@@ -234,6 +245,9 @@ fn add_errors(op: &mut Operation, with_body: bool) {
         list.push(("413", "PayloadTooLargeResponse"));
         list.push(("415", "UnsupportedMediaTypeResponse"));
         list.push(("408", "RequestTimeoutResponse"));
+    }
+    if writes {
+        list.push(("504", "OutcomeUnknownResponse"));
     }
     let mut extra = ResponsesBuilder::new();
     for (status, name) in list {

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::custody::SealedToken;
 use super::events::{audit_log, record};
-use super::{Backend, Store, db_error, db_error_quiet};
+use super::{Backend, Store, db_error, db_error_quiet, lost_after_send, write_error};
 use crate::domain::error::{Error, UniqueRule};
 use crate::domain::model::{Connection, ConnectionFilter, Patch, Sort, SortKey};
 use crate::domain::search;
@@ -154,6 +154,10 @@ impl Store {
         let Some(creates) = &self.creates else {
             return Err(Error::internal("SQLite store without its writer"));
         };
+        // The writer is down (restarting after a crash): refused at once, not queued.
+        if !creates.is_up() {
+            return Err(Error::Unavailable);
+        }
         let (reply, answer) = tokio::sync::oneshot::channel();
         let create = super::batch::Create {
             actor,
@@ -165,8 +169,13 @@ impl Store {
         }
         match answer.await {
             Ok(Ok(inserted)) => Ok(to_connection(inserted)),
-            Ok(Err(e)) => Err(self.explain_write_error(e, user, source).await),
-            // The writer is gone: the store is closing.
+            Ok(Err(super::batch::Failure::Row(e))) => {
+                Err(self.explain_write_error(e, user, source).await)
+            }
+            Ok(Err(super::batch::Failure::Batch)) => Err(Error::Unavailable),
+            Ok(Err(super::batch::Failure::Unknown)) => Err(Error::OutcomeUnknown),
+            // Dropped unanswered: the writer died before it took this create into a
+            // transaction (one it took is answered by batch::Pending).
             Err(_) => Err(Error::Unavailable),
         }
     }
@@ -195,6 +204,7 @@ impl Store {
         let inserted = match conn::Model::find_by_statement(stmt).one(&self.db).await {
             Ok(Some(m)) => m,
             Ok(None) => return Err(Error::internal("insert returned no row")),
+            Err(e) if lost_after_send(&e) => return Err(write_error(DbBackend::Postgres, e)),
             Err(e) => return Err(self.explain_write_error(e, user, source).await),
         };
         audit_log(actor, "create", &inserted);
@@ -287,7 +297,7 @@ impl Store {
             }
         };
         record(&txn, actor, "update", &updated).await?;
-        txn.commit().await.map_err(db_error)?;
+        super::commit(txn).await?;
         Ok(Some(to_connection(updated)))
     }
 
@@ -311,7 +321,7 @@ impl Store {
             return Ok(false);
         }
         record(&txn, actor, "delete", &row).await?;
-        txn.commit().await.map_err(db_error)?;
+        super::commit(txn).await?;
         Ok(true)
     }
 

@@ -154,7 +154,7 @@ impl Store {
             DbBackend::Sqlite => Some(Arc::new(Mutex::new(()))),
             _ => None,
         };
-        let db = reach::Db::new(db, url, options.timeout);
+        let db = reach::Db::new(db, url, options.timeout, statements.clone());
         let creates = write_gate
             .as_ref()
             .map(|gate| batch::start(db.clone(), gate.clone()));
@@ -218,9 +218,18 @@ impl Store {
         Ok(())
     }
 
-    /// Readiness: can we run a statement now?
+    /// Readiness: can we run a statement now, and (SQLite) is the writer of creates running?
     pub async fn ping(&self) -> bool {
-        self.db.ping().await.is_ok()
+        let writer_up = self.creates.as_ref().is_none_or(batch::Creates::is_up);
+        writer_up && self.db.ping().await.is_ok()
+    }
+
+    /// Test hook: the SQLite writer dies now and at every restart until called with `false`.
+    #[cfg(test)]
+    pub(crate) fn crash_writer(&self, on: bool) {
+        if let Some(creates) = &self.creates {
+            creates.crash(on);
+        }
     }
 
     pub async fn close(self) {
@@ -326,6 +335,44 @@ pub(crate) fn db_error(err: DbErr) -> Error {
         return Error::Unavailable;
     }
     Error::internal(err)
+}
+
+/// Maps the failure of a write whose statement, or COMMIT, may have reached PostgreSQL. A
+/// connection lost before the statement went out (no connection, refused, pool timeout) is
+/// `Unavailable`: nothing was written. Lost after it went out, nobody can tell whether the
+/// server committed: `OutcomeUnknown`, never "unavailable, retry". (SQLite: a failed statement
+/// or COMMIT did not commit, so the ordinary mapping holds.)
+pub(crate) fn write_error(backend: DbBackend, err: DbErr) -> Error {
+    if backend == DbBackend::Postgres && lost_after_send(&err) {
+        tracing::warn!(error = %err, "connection lost after a write was sent: outcome unknown");
+        return Error::OutcomeUnknown;
+    }
+    db_error(err)
+}
+
+/// Commits a write transaction: a connection lost during COMMIT leaves the outcome unknown.
+pub(super) async fn commit(txn: DatabaseTransaction) -> Result<(), Error> {
+    let backend = txn.get_database_backend();
+    txn.commit().await.map_err(|e| write_error(backend, e))
+}
+
+/// A statement's (not an acquire's) failure that says the connection went away, not that
+/// the server refused the statement.
+pub(super) fn lost_after_send(err: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    let (DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) = err
+    else {
+        return false;
+    };
+    match e.as_ref() {
+        Sqlx::Io(_) | Sqlx::Protocol(_) | Sqlx::Tls(_) | Sqlx::WorkerCrashed => true,
+        // The backend terminated (57P01-57P05) or the connection broke (08): whether that
+        // came before or after the commit is not said. 57014 (cancelled) rolled back.
+        Sqlx::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("57P") || c.starts_with("08")),
+        _ => false,
+    }
 }
 
 pub(super) fn is_unavailable(err: &DbErr) -> bool {

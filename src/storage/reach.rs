@@ -1,20 +1,26 @@
 //! Failing fast while PostgreSQL refuses connections. sqlx's pool retries a refused connection
 //! until its acquire timeout, so without this every request would wait out the database
-//! timeout during an outage. Each pool operation that is still pending after a moment races a
-//! probe (one direct connection, no retries, shared by all operations for a moment): when the
-//! server refuses it, the operation is answered "unavailable" at once. A slow but reachable
-//! database still gets the whole timeout; SQLite is left alone.
+//! timeout during an outage. Waiting for a pooled connection (or for BEGIN, which writes
+//! nothing) races a probe after a moment (one direct connection, no retries, shared by all
+//! waiters for a moment): when the server refuses it, the wait is answered "unavailable" at
+//! once. A statement, once it has its connection, is never cancelled by the probe: it runs to
+//! completion, so a write the server may have committed is never reported as not written
+//! (storage::write_error tells "not stored" from "unknown"). A slow but reachable database
+//! still gets the whole timeout; SQLite is left alone.
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use sea_orm::sqlx::Connection as _;
+use sea_orm::sqlx::pool::PoolConnection;
 use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection};
+use sea_orm::sqlx::{self, Connection as _, Executor as _, Postgres};
 use sea_orm::{
     ConnAcquireErr, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    ExecResult, QueryResult, Statement, TransactionOptions, TransactionTrait,
+    ExecResult, QueryResult, RuntimeErr, Statement, TransactionOptions, TransactionTrait,
 };
+use sea_query_sqlx::SqlxValues;
 use tokio::sync::Mutex;
 
 /// How long an operation runs before the probe is consulted, and how long a probe's answer
@@ -59,6 +65,8 @@ impl Probe {
 pub(crate) struct Db {
     pub(crate) inner: DatabaseConnection,
     probe: Option<Arc<Probe>>,
+    /// Statements this module runs itself (SeaORM's metric callback counts the others).
+    statements: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Db {
@@ -68,7 +76,12 @@ impl std::fmt::Debug for Db {
 }
 
 impl Db {
-    pub(crate) fn new(inner: DatabaseConnection, url: &str, timeout: Duration) -> Db {
+    pub(crate) fn new(
+        inner: DatabaseConnection,
+        url: &str,
+        timeout: Duration,
+        statements: Arc<AtomicU64>,
+    ) -> Db {
         let probe = match inner.get_database_backend() {
             DbBackend::Postgres => url.parse::<PgConnectOptions>().ok().map(|options| {
                 Arc::new(Probe {
@@ -79,9 +92,15 @@ impl Db {
             }),
             _ => None,
         };
-        Db { inner, probe }
+        Db {
+            inner,
+            probe,
+            statements,
+        }
     }
 
+    /// Races `op` against the probe. Only for operations that write nothing: waiting for a
+    /// connection, BEGIN, a ping.
     async fn guard<T>(&self, op: impl Future<Output = Result<T, DbErr>>) -> Result<T, DbErr> {
         let Some(probe) = &self.probe else {
             return op.await;
@@ -104,6 +123,65 @@ impl Db {
         self.inner.get_database_backend()
     }
 
+    /// PostgreSQL: a pooled connection, failing fast while the server refuses connections.
+    /// `None` on SQLite.
+    async fn acquire(&self) -> Result<Option<PoolConnection<Postgres>>, DbErr> {
+        if self.probe.is_none() {
+            return Ok(None);
+        }
+        let pool = self.inner.get_postgres_connection_pool();
+        let connection = self
+            .guard(async { pool.acquire().await.map_err(sqlx_conn_acquire_err) })
+            .await?;
+        self.statements.fetch_add(1, Ordering::Relaxed);
+        Ok(Some(connection))
+    }
+
+    async fn execute(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        let Some(mut connection) = self.acquire().await? else {
+            return self.inner.execute_raw(stmt).await;
+        };
+        // Not raced: the statement may already be at the server.
+        query(&stmt)
+            .execute(&mut *connection)
+            .await
+            .map(Into::into)
+            .map_err(sqlx_error_to_exec_err)
+    }
+
+    async fn execute_sql(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        let Some(mut connection) = self.acquire().await? else {
+            return self.inner.execute_unprepared(sql).await;
+        };
+        connection
+            .execute(sqlx::AssertSqlSafe(sql.to_owned()))
+            .await
+            .map(Into::into)
+            .map_err(sqlx_error_to_exec_err)
+    }
+
+    async fn query_one(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        let Some(mut connection) = self.acquire().await? else {
+            return self.inner.query_one_raw(stmt).await;
+        };
+        match query(&stmt).fetch_one(&mut *connection).await {
+            Ok(row) => Ok(Some(row.into())),
+            Err(sqlx::Error::RowNotFound) => Ok(None),
+            Err(e) => Err(sqlx_error_to_query_err(e)),
+        }
+    }
+
+    async fn query_all(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        let Some(mut connection) = self.acquire().await? else {
+            return self.inner.query_all_raw(stmt).await;
+        };
+        query(&stmt)
+            .fetch_all(&mut *connection)
+            .await
+            .map(|rows| rows.into_iter().map(Into::into).collect())
+            .map_err(sqlx_error_to_query_err)
+    }
+
     pub(crate) async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
         self.guard(self.inner.begin()).await
     }
@@ -124,6 +202,33 @@ impl Db {
     }
 }
 
+// SeaORM's own error mappings (private in SeaORM), so the rest of storage sees one shape:
+// `ConnectionAcquire`/`Conn` before a statement was sent, `Exec`/`Query` after.
+fn sqlx_conn_acquire_err(e: sqlx::Error) -> DbErr {
+    match e {
+        sqlx::Error::PoolTimedOut => DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
+        sqlx::Error::PoolClosed => DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed),
+        e => DbErr::Conn(RuntimeErr::SqlxError(e.into())),
+    }
+}
+
+fn sqlx_error_to_exec_err(e: sqlx::Error) -> DbErr {
+    DbErr::Exec(RuntimeErr::SqlxError(e.into()))
+}
+
+fn sqlx_error_to_query_err(e: sqlx::Error) -> DbErr {
+    DbErr::Query(RuntimeErr::SqlxError(e.into()))
+}
+
+/// A SeaORM statement as a sqlx query, bound as SeaORM binds it.
+fn query(stmt: &Statement) -> sqlx::query::Query<'_, Postgres, SqlxValues> {
+    let values = stmt
+        .values
+        .clone()
+        .unwrap_or(sea_orm::sea_query::Values(Vec::new()));
+    sqlx::query_with(sqlx::AssertSqlSafe(stmt.sql.as_str()), SqlxValues(values))
+}
+
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 // `ConnectionTrait` is an `async_trait`; these are its methods written out.
@@ -137,7 +242,7 @@ impl ConnectionTrait for Db {
         'a: 'b,
         Self: 'b,
     {
-        Box::pin(self.guard(self.inner.execute_raw(stmt)))
+        Box::pin(self.execute(stmt))
     }
 
     fn execute_unprepared<'a, 'c, 'b>(
@@ -149,7 +254,7 @@ impl ConnectionTrait for Db {
         'c: 'b,
         Self: 'b,
     {
-        Box::pin(self.guard(self.inner.execute_unprepared(sql)))
+        Box::pin(self.execute_sql(sql))
     }
 
     fn query_one_raw<'a, 'b>(
@@ -160,7 +265,7 @@ impl ConnectionTrait for Db {
         'a: 'b,
         Self: 'b,
     {
-        Box::pin(self.guard(self.inner.query_one_raw(stmt)))
+        Box::pin(self.query_one(stmt))
     }
 
     fn query_all_raw<'a, 'b>(
@@ -171,7 +276,7 @@ impl ConnectionTrait for Db {
         'a: 'b,
         Self: 'b,
     {
-        Box::pin(self.guard(self.inner.query_all_raw(stmt)))
+        Box::pin(self.query_all(stmt))
     }
 
     fn support_returning(&self) -> bool {

@@ -62,7 +62,7 @@ impl Store {
             .exec_without_returning(&txn)
             .await
             .map_err(db_error)?;
-        txn.commit().await.map_err(db_error)?;
+        super::commit(txn).await?;
         Ok(uuid)
     }
 

@@ -21,7 +21,7 @@ impl Store {
     pub async fn create_token(&self, user_id: i32, token: NewToken<'_>) -> Result<(), Error> {
         let (_gate, txn) = self.write_txn().await?;
         insert_token(&txn, user_id, &token).await?;
-        txn.commit().await.map_err(db_error)
+        super::commit(txn).await
     }
 
     /// Deletes a token by its identifier; whether there was one.

@@ -19,7 +19,7 @@ impl Store {
     pub async fn create_user(&self, new: NewUser<'_>) -> Result<i32, Error> {
         let (_gate, txn) = self.write_txn().await?;
         let id = insert_user(&txn, &new).await?;
-        txn.commit().await.map_err(db_error)?;
+        super::commit(txn).await?;
         Ok(id)
     }
 
@@ -48,7 +48,7 @@ impl Store {
             .exec(&txn)
             .await
             .map_err(db_error)?;
-        txn.commit().await.map_err(db_error)
+        super::commit(txn).await
     }
 
     pub async fn grant(&self, user_id: i32, permissions: &[Permission]) -> Result<(), Error> {
@@ -72,7 +72,7 @@ impl Store {
             .exec_without_returning(&txn)
             .await
             .map_err(db_error)?;
-        txn.commit().await.map_err(db_error)
+        super::commit(txn).await
     }
 
     pub async fn revoke(&self, user_id: i32, permissions: &[Permission]) -> Result<(), Error> {

@@ -39,12 +39,41 @@ mod tempfile_dir {
     }
 }
 
+/// Set (to 1) where the tests must run on PostgreSQL: a run that would fall back to SQLite,
+/// or skip a PostgreSQL-only test, fails instead.
+const REQUIRE_POSTGRES: &str = "OAUTHLINK_REQUIRE_POSTGRES";
+
+/// Fails when PostgreSQL is required (see `REQUIRE_POSTGRES`) and `test` would not use it.
+pub fn assert_postgres_not_required(test: &str) {
+    assert!(
+        std::env::var(REQUIRE_POSTGRES).as_deref() != Ok("1"),
+        "{REQUIRE_POSTGRES}=1 but {test} would not run on PostgreSQL \
+         (TEST_DATABASE_URL={:?})",
+        std::env::var("TEST_DATABASE_URL").unwrap_or_default()
+    );
+}
+
+/// The prefix of the PostgreSQL databases the tests create: `OAUTHLINK_TEST_DB_PREFIX`, so
+/// that a CI run can drop exactly its own, or `oauthlink_test`.
+pub fn database_prefix() -> String {
+    let prefix =
+        std::env::var("OAUTHLINK_TEST_DB_PREFIX").unwrap_or_else(|_| "oauthlink_test".into());
+    assert!(
+        !prefix.is_empty()
+            && prefix
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+        "OAUTHLINK_TEST_DB_PREFIX must be lower-case letters, digits and _: {prefix:?}"
+    );
+    prefix
+}
+
 /// A fresh database URL for one test.
 pub async fn fresh_database() -> (String, Option<tempfile_dir::TempDir>) {
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let name = format!("oauthlink_test_{}_{}", std::process::id(), n);
+    let name = format!("{}_{}_{}", database_prefix(), std::process::id(), n);
     match std::env::var("TEST_DATABASE_URL") {
-        Ok(base) if !base.is_empty() => {
+        Ok(base) if base.starts_with("postgres") => {
             let admin = Database::connect(&base)
                 .await
                 .expect("connect to TEST_DATABASE_URL");
@@ -57,6 +86,7 @@ pub async fn fresh_database() -> (String, Option<tempfile_dir::TempDir>) {
             (format!("{prefix}/{name}"), None)
         }
         _ => {
+            assert_postgres_not_required("this test");
             let dir = std::env::temp_dir().join(&name);
             std::fs::create_dir_all(&dir).unwrap();
             let url = format!("sqlite://{}/oauthlink.sqlite3?mode=rwc", dir.display());
@@ -113,6 +143,9 @@ impl TestApp {
         let (database_url, dir) = fresh_database().await;
         let config = config(&database_url);
         let service = oauthlink::app::open(&config).await.expect("open service");
+        if service.store().backend() != oauthlink::storage::Backend::Postgres {
+            assert_postgres_not_required("the API tests");
+        }
         let superuser_key = generate_api_key();
         oauthlink::cli::bootstrap(&service, Some(&superuser_key))
             .await

@@ -22,12 +22,71 @@ fn schema_pins_the_names_clients_use() {
     ] {
         assert!(sdl.contains(needle), "schema lacks {needle:?}");
     }
+    // Secrets are write-only: input types take them, no output type has a field for them.
+    let output = fields(&sdl, &["type", "interface"]);
+    let exposed = secrets(&output);
     assert!(
-        !sdl.contains("accessToken: String\n  source"),
-        "no output field exposes the token"
+        exposed.is_empty(),
+        "output fields expose secrets: {exposed:?}"
     );
-    assert!(
-        !sdl.to_lowercase().contains("oauthconnection!")
-            || sdl.contains("UserOAuthSourceConnection!")
-    );
+    // The check finds one when there is one.
+    let leaky = format!("{sdl}\ntype Leak {{\n\tconsumerSecret: String\n}}\n");
+    let leaked = fields(&leaky, &["type"]);
+    let expected = ("Leak".to_owned(), "consumerSecret".to_owned());
+    assert_eq!(secrets(&leaked), [&expected]);
+    // The parse sees fields at all: the token is an input field, pk an output one.
+    let input = fields(&sdl, &["input"]);
+    assert!(input.contains(&(
+        "CreateUserOAuthConnectionInput".into(),
+        "accessToken".into()
+    )));
+    assert!(output.contains(&("UserOAuthSourceConnection".into(), "pk".into())));
+}
+
+/// The fields whose names say they hold a secret.
+fn secrets(fields: &[(String, String)]) -> Vec<&(String, String)> {
+    fields
+        .iter()
+        .filter(|(_, field)| {
+            let field = field.to_lowercase();
+            field.contains("token") || field.contains("secret")
+        })
+        .collect()
+}
+
+/// (type, field) for every field of the SDL's definitions of the given kinds, descriptions
+/// skipped.
+fn fields(sdl: &str, kinds: &[&str]) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    let mut current: Option<String> = None;
+    let mut in_description = false;
+    for line in sdl.lines() {
+        let line = line.trim();
+        if line.starts_with("\"\"\"") {
+            // A one-line block opens and closes on the same line.
+            if !(line.len() > 3 && line.ends_with("\"\"\"")) {
+                in_description = !in_description;
+            }
+            continue;
+        }
+        if in_description || line.starts_with('"') || line.is_empty() {
+            continue;
+        }
+        if line == "}" {
+            current = None;
+            continue;
+        }
+        let mut words = line.split_whitespace();
+        if let (Some(kind), Some(name)) = (words.next(), words.next())
+            && line.ends_with('{')
+        {
+            current = kinds.contains(&kind).then(|| name.to_owned());
+            continue;
+        }
+        if let Some(ty) = &current {
+            let end = line.find(['(', ':']).unwrap_or(line.len());
+            found.push((ty.clone(), line[..end].trim().to_owned()));
+        }
+    }
+    found
 }
