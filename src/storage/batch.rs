@@ -329,12 +329,10 @@ mod tests {
             .map(|(i, &user)| {
                 let store = store.clone();
                 // Bytes that fill pages; they are never opened.
-                let token = token
-                    .clone()
-                    .map(|sealed| super::super::connections::RowSealed {
-                        row_key: Uuid::new_v4(),
-                        sealed,
-                    });
+                let token = token.clone().map(|sealed| crate::storage::RowSealed {
+                    row_key: Uuid::new_v4(),
+                    sealed,
+                });
                 let identifier = format!("{prefix}-{i}");
                 tokio::spawn(async move {
                     store
