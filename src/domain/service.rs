@@ -141,10 +141,15 @@ impl Service {
         let (Some(user), Some(source), Some(identifier)) = (user, source, identifier) else {
             unreachable!("missing values were reported as field errors");
         };
-        // Existence.
-        let source_row = self.existing(user, caller, source).await?;
+        // Existence: the source through the cache; the user is left to the insert's foreign
+        // key and looked up only when something failed, so a warm create is one statement.
+        let source_row = match self.cached_source(source).await? {
+            Some(found) => found,
+            // Missing: report the user too if it is missing.
+            None => self.existing(user, caller, source).await?,
+        };
         // Uniqueness: the insert itself decides.
-        let connection = self
+        let inserted = self
             .store
             .insert_connection(
                 caller.user_id,
@@ -156,11 +161,28 @@ impl Service {
                     .map(|sealed| RowSealed { row_key, sealed }),
                 expires,
             )
-            .await?;
-        Ok(ConnectionWithSource {
-            connection,
-            source: source_row,
-        })
+            .await;
+        match inserted {
+            Ok(connection) => Ok(ConnectionWithSource {
+                connection,
+                source: source_row,
+            }),
+            // Existence wins over uniqueness: a missing user's link cannot be a duplicate.
+            Err(Error::Conflict(rule)) => {
+                if user != caller.user_id && !self.store.user_exists(user).await? {
+                    return Err(Error::Validation(vec![validation::does_not_exist(
+                        "user", user,
+                    )]));
+                }
+                Err(Error::Conflict(rule))
+            }
+            // The user, or the cached source, is gone: the cache must not say otherwise.
+            Err(e @ Error::Validation(_)) => {
+                self.caches.sources.invalidate(&source);
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Checks that the referenced user and source exist, reporting both at once.

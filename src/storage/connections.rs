@@ -227,12 +227,26 @@ impl Store {
                 Err(e) => db_error(e),
             };
         }
+        // The user is not read before the insert; the source may have gone since it was
+        // cached. Report each that is missing, in the field order of a validation.
         if let Some(SqlErr::ForeignKeyConstraintViolation(_)) = e.sql_err() {
-            return match self.user_exists(user).await {
-                Ok(false) => Error::Validation(vec![validation::does_not_exist("user", user)]),
-                Ok(true) => Error::Validation(vec![validation::does_not_exist("source", source)]),
-                Err(e) => e,
-            };
+            let (user_exists, source_found) =
+                match tokio::try_join!(self.user_exists(user), self.source_by_pk(source)) {
+                    Ok(found) => found,
+                    Err(e) => return e,
+                };
+            let mut errors = Vec::new();
+            if !user_exists {
+                errors.push(validation::does_not_exist("user", user));
+            }
+            if source_found.is_none() {
+                errors.push(validation::does_not_exist("source", source));
+            }
+            if errors.is_empty() {
+                // Both are back (or the failure was another key's): not the caller's input.
+                return db_error(e);
+            }
+            return Error::Validation(errors);
         }
         db_error(e)
     }

@@ -4,6 +4,7 @@ mod helpers;
 
 mod authz;
 mod concurrency;
+mod create_path;
 mod graphql;
 mod hostile;
 mod openapi;
