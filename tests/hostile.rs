@@ -682,3 +682,38 @@ async fn graphql_authenticates_before_parsing_or_validating() {
     assert_eq!(r.headers()["cache-control"], "no-store");
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
 }
+
+#[tokio::test]
+async fn a_query_past_its_deadline_is_stopped_but_a_mutation_is_not() {
+    let _serial = SERIAL.lock().await;
+    // A deadline of zero: every query that waits for anything (here the database) is past it.
+    let server = Server::start(&[("OAUTHLINK_REQUEST_TIMEOUT_SECONDS", "0")]);
+    let client = reqwest::Client::new();
+    let (status, _, body) = server
+        .graphql(
+            &client,
+            Some(&server.key),
+            json!({"query": "{ sources { pk } }"}),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (200, "QUERY_LIMIT_EXCEEDED"),
+        "{body}"
+    );
+    assert!(body["data"].is_null(), "{body}");
+    // A mutation that started writing runs to its end, so its answer says what happened.
+    let create = "mutation($s: UUID!) { createUserOAuthConnection(input: {source: $s, identifier: \"late\"}) { identifier } }";
+    let (status, _, body) = server
+        .graphql(
+            &client,
+            Some(&server.key),
+            json!({"query": create, "variables": {"s": server.source}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["data"]["createUserOAuthConnection"]["identifier"], "late",
+        "{body}"
+    );
+}
