@@ -163,8 +163,9 @@ pub fn cors_layer(origins: &[String]) -> anyhow::Result<Option<CorsLayer>> {
     ))
 }
 
-/// The methods this server knows; any other is refused before routing, metrics or logs.
-pub const KNOWN_METHODS: [Method; 7] = [
+/// The methods HTTP defines (RFC 9110, RFC 5789); a route that does not serve one answers 405.
+/// Any other method is refused with 405 before routing, metrics or logs.
+pub const KNOWN_METHODS: [Method; 9] = [
     Method::GET,
     Method::HEAD,
     Method::POST,
@@ -172,6 +173,8 @@ pub const KNOWN_METHODS: [Method; 7] = [
     Method::PATCH,
     Method::DELETE,
     Method::OPTIONS,
+    Method::TRACE,
+    Method::CONNECT,
 ];
 
 /// A client's `X-Request-Id` is kept only when short and of a safe alphabet; otherwise a
@@ -184,11 +187,11 @@ fn acceptable_request_id(v: &HeaderValue) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
 }
 
-/// First of all: unknown methods answered 501, unsafe request ids dropped, and the body
+/// First of all: unknown methods answered 405, unsafe request ids dropped, and the body
 /// given its deadline.
 async fn gate(body_read: Duration, mut request: AxumRequest, next: Next) -> Response {
     if !KNOWN_METHODS.contains(request.method()) {
-        return rest::errors::not_implemented();
+        return rest::errors::unknown_method();
     }
     if request
         .headers()

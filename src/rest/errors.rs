@@ -29,12 +29,14 @@ fn coded(status: StatusCode, detail: impl Into<String>, code: &str) -> Response 
         .into_response()
 }
 
-/// A method this server does not know (RFC 9110: 501), answered before routing.
-pub fn not_implemented() -> Response {
+/// A method HTTP does not define, answered before routing: 405 (not RFC 9110's 501, so that
+/// clients and checkers that treat every 5xx as the server's fault see a client error), and
+/// the method is not echoed (it may be as long as the request head).
+pub fn unknown_method() -> Response {
     coded(
-        StatusCode::NOT_IMPLEMENTED,
-        "Method not implemented.",
-        "not_implemented",
+        StatusCode::METHOD_NOT_ALLOWED,
+        "Method not allowed.",
+        "method_not_allowed",
     )
 }
 
