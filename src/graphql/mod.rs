@@ -202,8 +202,10 @@ async fn execute(
     let request = request.data(caller).data(state.clone());
     // A query that still runs at the deadline is stopped. A mutation is not: once it has
     // written, its answer must say so.
+    // async-graphql's execution future is large: boxed once, then only a pointer moves.
+    let execution = Box::pin(api.schema.execute(request));
     let response = if is_query {
-        match tokio::time::timeout(api.deadline, api.schema.execute(request)).await {
+        match tokio::time::timeout(api.deadline, execution).await {
             Ok(response) => response,
             Err(_) => async_graphql::Response::from_errors(vec![request_error(
                 format!(
@@ -214,7 +216,7 @@ async fn execute(
             )]),
         }
     } else {
-        api.schema.execute(request).await
+        execution.await
     };
     let outcome = response.errors.first().map_or("ok", |e| errors::code_of(e));
     let mut http = async_graphql_axum::GraphQLResponse::from(response).into_response();
