@@ -76,7 +76,7 @@ impl AppState {
 
     /// Stops GraphQL queries still running after `deadline`.
     pub fn with_query_deadline(mut self, deadline: Duration) -> Self {
-        self.graphql = Arc::new(graphql::Api::new(self.graphql.schema.clone(), deadline));
+        self.graphql = Arc::new(self.graphql.with_deadline(deadline));
         self
     }
 }

@@ -91,6 +91,16 @@ impl Api {
         }
     }
 
+    /// The same endpoint with another query deadline (the schema's names are not read again).
+    pub fn with_deadline(&self, deadline: Duration) -> Self {
+        Api {
+            schema: self.schema.clone(),
+            documents: Documents::default(),
+            root_fields: self.root_fields.clone(),
+            deadline,
+        }
+    }
+
     /// The metrics label of an operation: its type and its one root field, `multiple`, or
     /// `invalid` for names the schema does not have (so clients cannot invent labels).
     fn label(&self, op: &document::Operation) -> String {
