@@ -3,7 +3,7 @@
 //! head: before the body is read, parsed or a GraphQL document validated.
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::ConnectInfo;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, header};
 use ipnet::IpNet;
@@ -73,29 +73,11 @@ impl TrustedProxies {
 }
 
 /// The client address of a request (`None` where the server does not record peers).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ClientAddr(pub Option<IpAddr>);
-
-impl ClientAddr {
-    pub fn of(parts: &Parts, proxies: &TrustedProxies) -> Self {
-        ClientAddr(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|info| proxies.client(info.0.ip(), &parts.headers)),
-        )
-    }
-}
-
-impl FromRequestParts<AppState> for ClientAddr {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddr::of(parts, &state.trusted_proxies))
-    }
+fn client_ip(parts: &Parts, proxies: &TrustedProxies) -> Option<IpAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| proxies.client(info.0.ip(), &parts.headers))
 }
 
 /// The principal of the request's credentials: `Ok(None)` when none were presented. Refused
@@ -115,7 +97,7 @@ pub async fn authenticate(state: &AppState, parts: &Parts) -> Result<Option<Prin
         Credential::Malformed => None,
         Credential::Key(key) => Some(hash_api_key(key)),
     };
-    let client = ClientAddr::of(parts, &state.trusted_proxies).0;
+    let client = client_ip(parts, &state.trusted_proxies);
     let throttle = state.throttle.as_deref().zip(client);
     let trusted = match (throttle, &key_hash) {
         (Some((t, _)), Some(hash)) => t.is_trusted(hash),

@@ -113,12 +113,6 @@ impl FailedAuthThrottle {
     pub fn is_trusted(&self, key_hash: &str) -> bool {
         self.trusted_keys.contains_key(key_hash)
     }
-
-    /// Addresses tracked now (for tests of the bound).
-    pub fn tracked(&self) -> u64 {
-        self.drained_at.run_pending_tasks();
-        self.drained_at.entry_count()
-    }
 }
 
 #[cfg(test)]

@@ -143,10 +143,11 @@ impl Service {
         };
         // Existence: the source through the cache; the user is left to the insert's foreign
         // key and looked up only when something failed, so a warm create is one statement.
-        let source_row = match self.cached_source(source).await? {
+        let found = self.cached_source(source).await?;
+        let source_row = match found {
             Some(found) => found,
             // Missing: report the user too if it is missing.
-            None => self.existing(user, caller, source).await?,
+            None => self.report_missing(user, caller, source, None).await?,
         };
         // Uniqueness: the insert itself decides.
         let inserted = self
@@ -187,11 +188,22 @@ impl Service {
 
     /// Checks that the referenced user and source exist, reporting both at once.
     async fn existing(&self, user: i32, caller: &Principal, source: Uuid) -> Result<Source> {
+        let found = self.cached_source(source).await?;
+        self.report_missing(user, caller, source, found).await
+    }
+
+    /// `found` is the source as already read; the user is looked up unless it is the caller.
+    async fn report_missing(
+        &self,
+        user: i32,
+        caller: &Principal,
+        source: Uuid,
+        found: Option<Source>,
+    ) -> Result<Source> {
         let mut errors = Errors::default();
         if user != caller.user_id && !self.store.user_exists(user).await? {
             errors.push(validation::does_not_exist("user", user));
         }
-        let found = self.cached_source(source).await?;
         if found.is_none() {
             errors.push(validation::does_not_exist("source", source));
         }
