@@ -3,15 +3,13 @@
 //! new key alone, sealed values swapped between rows refuse to open, short bootstrap tokens
 //! are refused, and the database and key files are private. SQLite, or PostgreSQL with
 //! TEST_DATABASE_URL (the key file test is SQLite's alone).
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use entity::{source, user_oauth_source_connection as conn};
-use oauthlink::config::Cli;
 use oauthlink::crypto::Keyring;
 use oauthlink::storage::NewUser;
 use sea_orm::{
@@ -20,67 +18,9 @@ use sea_orm::{
 };
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_oauthlink");
-const REST: &str = "/api/v3/sources/user_connections/oauth/";
+mod common;
 
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-fn unique(prefix: &str) -> String {
-    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    format!("{prefix}_{}_{n}", std::process::id())
-}
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let dir = std::env::temp_dir().join(unique("oauthlink-custody"));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn sqlite_url(dir: &Path) -> String {
-    format!("sqlite://{}/oauthlink.sqlite3?mode=rwc", dir.display())
-}
-
-/// A SQLite file in `dir`, or with TEST_DATABASE_URL a new PostgreSQL database (named like
-/// the API tests' so CI's cleanup finds it).
-async fn fresh_database(dir: &Path) -> String {
-    match std::env::var("TEST_DATABASE_URL") {
-        Ok(base) if !base.is_empty() => {
-            let name = unique("oauthlink_test_custody");
-            let admin = Database::connect(&base).await.unwrap();
-            sea_orm::ConnectionTrait::execute_unprepared(
-                &admin,
-                &format!("CREATE DATABASE {name}"),
-            )
-            .await
-            .unwrap();
-            admin.close().await.ok();
-            let (prefix, _) = base.rsplit_once('/').unwrap();
-            format!("{prefix}/{name}")
-        }
-        _ => sqlite_url(dir),
-    }
-}
-
-/// A command of the binary on `url`, with these extra variables.
-fn command(url: &str, envs: &[(&str, &str)]) -> Command {
-    let mut c = Command::new(BIN);
-    c.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("OAUTHLINK_DATABASE_URL", url)
-        .env("OAUTHLINK_LOG", "warn")
-        .envs(envs.iter().copied());
-    c
-}
+use common::{REST, Server, TempDir, command, fresh_database, library_config, sqlite_url};
 
 fn run(url: &str, envs: &[(&str, &str)], args: &[&str]) -> Output {
     command(url, envs).args(args).output().unwrap()
@@ -98,88 +38,6 @@ fn text(out: &Output) -> String {
 /// A 48-character bootstrap token, as CI's.
 fn bootstrap_token() -> String {
     Keyring::generate_key_hex()[..48].to_owned()
-}
-
-/// The binary serving on an ephemeral port; killed on drop.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-/// How a `serve` ended up: listening, or exited with its stderr.
-enum Start {
-    Serving(Server),
-    Exited(Option<i32>, String),
-}
-
-fn serve(url: &str, envs: &[(&str, &str)]) -> Start {
-    let mut child = command(url, envs)
-        .arg("serve")
-        .env("OAUTHLINK_LISTEN", "127.0.0.1:0")
-        .env("OAUTHLINK_LOG", "warn,oauthlink::server=info")
-        .env("OAUTHLINK_LOG_FORMAT", "json")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<Option<String>>();
-    std::thread::spawn(move || {
-        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(Some(l));
-        }
-        let _ = tx.send(None);
-    });
-    let mut log = Vec::new();
-    let started = Instant::now();
-    loop {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "neither listening nor exited: {log:?}"
-        );
-        match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(Some(l)) => {
-                if let Ok(event) = serde_json::from_str::<Value>(&l)
-                    && let Some(address) = event["address"].as_str()
-                {
-                    return Start::Serving(Server {
-                        child,
-                        base: format!("http://{address}"),
-                    });
-                }
-                log.push(l);
-            }
-            // Stderr closed: the process is exiting.
-            Ok(None) | Err(_) => {
-                let status = child.wait().unwrap();
-                return Start::Exited(status.code(), log.join("\n"));
-            }
-        }
-    }
-}
-
-fn serving(url: &str, envs: &[(&str, &str)]) -> Server {
-    match serve(url, envs) {
-        Start::Serving(s) => s,
-        Start::Exited(code, log) => panic!("the server exited ({code:?}): {log}"),
-    }
-}
-
-fn refused(url: &str, envs: &[(&str, &str)]) -> String {
-    match serve(url, envs) {
-        Start::Serving(_) => panic!("the server started"),
-        Start::Exited(code, log) => {
-            assert!(code.is_some_and(|c| c != 0), "exit {code:?}: {log}");
-            log
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Links a new user to the source with an access token derived from the identifier; returns
@@ -233,24 +91,6 @@ async fn users(url: &str, key: &str, n: usize, prefix: &str) -> Vec<i32> {
     ids
 }
 
-fn library_config(url: &str, key: &str, old: &[&str]) -> oauthlink::config::Config {
-    use clap::Parser;
-    let mut args = vec![
-        "oauthlink",
-        "--database-url",
-        url,
-        "--secret-key",
-        key,
-        "--log",
-        "warn",
-    ];
-    let old = old.join(",");
-    if !old.is_empty() {
-        args.extend(["--secret-keys-old", &old]);
-    }
-    Cli::try_parse_from(args).unwrap().config
-}
-
 async fn db(url: &str) -> DatabaseConnection {
     Database::connect(url).await.unwrap()
 }
@@ -302,10 +142,10 @@ fn mode(path: &Path) -> u32 {
 /// are private.
 #[tokio::test]
 async fn lost_key_file_refuses_the_start_and_the_restored_one_opens_old_tokens() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("oauthlink-custody");
     let url = sqlite_url(&dir.0);
     let token = bootstrap_token();
-    let server = serving(&url, &[("OAUTHLINK_BOOTSTRAP_TOKEN", &token)]);
+    let server = Server::start(&url, &[("OAUTHLINK_BOOTSTRAP_TOKEN", &token)]);
     let out = run(
         &url,
         &[],
@@ -339,7 +179,7 @@ async fn lost_key_file_refuses_the_start_and_the_restored_one_opens_old_tokens()
     let key_file = dir.0.join("oauthlink.key");
     let kept = dir.0.join("kept.key");
     std::fs::rename(&key_file, &kept).unwrap();
-    let log = refused(&url, &[]);
+    let log = Server::refused(&url, &[]);
     assert!(
         log.contains("key file") && log.contains("missing") && log.contains("Restore"),
         "{log}"
@@ -366,7 +206,7 @@ async fn lost_key_file_refuses_the_start_and_the_restored_one_opens_old_tokens()
         stdout.contains("consumer_secret: 1 checked, 0 re-sealed, 1 already current"),
         "{stdout}"
     );
-    drop(serving(&url, &[]));
+    drop(Server::start(&url, &[]));
     let key = std::fs::read_to_string(&key_file).unwrap();
     assert_eq!(open_all_with(&url, key.trim()).await, 1);
 }
@@ -375,11 +215,11 @@ async fn lost_key_file_refuses_the_start_and_the_restored_one_opens_old_tokens()
 /// sealed with the recorded key exist; the original key starts.
 #[tokio::test]
 async fn changed_key_is_refused() {
-    let dir = TempDir::new();
-    let url = fresh_database(&dir.0).await;
+    let dir = TempDir::new("oauthlink-custody");
+    let url = fresh_database(dir.path(), "custody").await;
     let key = Keyring::generate_key_hex();
     let token = bootstrap_token();
-    let server = serving(
+    let server = Server::start(
         &url,
         &[
             ("OAUTHLINK_SECRET_KEY", &key),
@@ -406,7 +246,7 @@ async fn changed_key_is_refused() {
     drop(server);
 
     let other = Keyring::generate_key_hex();
-    let log = refused(&url, &[("OAUTHLINK_SECRET_KEY", &other)]);
+    let log = Server::refused(&url, &[("OAUTHLINK_SECRET_KEY", &other)]);
     let recorded = Keyring::single(&key).unwrap().current().id;
     assert!(
         log.contains("not configured") && log.contains(&recorded) && !log.contains(&key),
@@ -415,7 +255,7 @@ async fn changed_key_is_refused() {
     let db = db(&url).await;
     assert_eq!(tokens_stored(&db).await, 1);
     db.close().await.unwrap();
-    drop(serving(&url, &[("OAUTHLINK_SECRET_KEY", &key)]));
+    drop(Server::start(&url, &[("OAUTHLINK_SECRET_KEY", &key)]));
     assert_eq!(open_all_with(&url, &key).await, 1);
 }
 
@@ -426,11 +266,11 @@ async fn changed_key_is_refused() {
 async fn rekey_under_concurrent_creates_leaves_every_value_with_the_new_key() {
     const BEFORE: usize = 120;
     const DURING: usize = 400;
-    let dir = TempDir::new();
-    let url = fresh_database(&dir.0).await;
+    let dir = TempDir::new("oauthlink-custody");
+    let url = fresh_database(dir.path(), "custody").await;
     let (old, new) = (Keyring::generate_key_hex(), Keyring::generate_key_hex());
     let token = bootstrap_token();
-    let server = serving(
+    let server = Server::start(
         &url,
         &[
             ("OAUTHLINK_SECRET_KEY", &old),
@@ -474,7 +314,7 @@ async fn rekey_under_concurrent_creates_leaves_every_value_with_the_new_key() {
         ("OAUTHLINK_SECRET_KEY", new.as_str()),
         ("OAUTHLINK_SECRET_KEYS_OLD", old.as_str()),
     ];
-    let server = serving(&url, &rotating);
+    let server = Server::start(&url, &rotating);
     // Creates run from before the rekey starts until after it ended; `overlap` counts those
     // answered while it ran.
     let phase = Arc::new(AtomicU64::new(0)); // 0 before, 1 during, 2 after the rekey
@@ -566,7 +406,7 @@ async fn rekey_under_concurrent_creates_leaves_every_value_with_the_new_key() {
         )),
         "{stdout}"
     );
-    let log = refused(&url, &[("OAUTHLINK_SECRET_KEY", &old)]);
+    let log = Server::refused(&url, &[("OAUTHLINK_SECRET_KEY", &old)]);
     assert!(log.contains("not configured"), "{log}");
 }
 
@@ -574,12 +414,12 @@ async fn rekey_under_concurrent_creates_leaves_every_value_with_the_new_key() {
 /// without their row keys; `rekey` reports them and leaves them as they are.
 #[tokio::test]
 async fn swapped_sealed_values_refuse_to_open() {
-    let dir = TempDir::new();
-    let url = fresh_database(&dir.0).await;
+    let dir = TempDir::new("oauthlink-custody");
+    let url = fresh_database(dir.path(), "custody").await;
     let key = Keyring::generate_key_hex();
     let token = bootstrap_token();
     let env = [("OAUTHLINK_SECRET_KEY", key.as_str())];
-    let server = serving(
+    let server = Server::start(
         &url,
         &[
             ("OAUTHLINK_SECRET_KEY", &key),
@@ -717,9 +557,9 @@ async fn swapped_sealed_values_refuse_to_open() {
 
 #[tokio::test]
 async fn short_bootstrap_tokens_are_refused() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("oauthlink-custody");
     let url = sqlite_url(&dir.0);
-    let log = refused(
+    let log = Server::refused(
         &url,
         &[(
             "OAUTHLINK_BOOTSTRAP_TOKEN",
@@ -755,12 +595,12 @@ fn seal_v1(key_hex: &str, column: &[u8], plaintext: &str) -> Vec<u8> {
 /// the current format.
 #[tokio::test]
 async fn version_1_databases_start_with_their_key_and_rekey_upgrades_them() {
-    let dir = TempDir::new();
-    let url = fresh_database(&dir.0).await;
+    let dir = TempDir::new("oauthlink-custody");
+    let url = fresh_database(dir.path(), "custody").await;
     let key = Keyring::generate_key_hex();
     let env = [("OAUTHLINK_SECRET_KEY", key.as_str())];
     let token = bootstrap_token();
-    let server = serving(&url, &[env[0], ("OAUTHLINK_BOOTSTRAP_TOKEN", &token)]);
+    let server = Server::start(&url, &[env[0], ("OAUTHLINK_BOOTSTRAP_TOKEN", &token)]);
     let out = run(
         &url,
         &env,
@@ -793,7 +633,7 @@ async fn version_1_databases_start_with_their_key_and_rekey_upgrades_them() {
         .await
         .unwrap();
 
-    let log = refused(
+    let log = Server::refused(
         &url,
         &[("OAUTHLINK_SECRET_KEY", &Keyring::generate_key_hex())],
     );
@@ -830,8 +670,8 @@ async fn version_1_databases_start_with_their_key_and_rekey_upgrades_them() {
 #[tokio::test]
 async fn a_reseal_never_overwrites_a_concurrent_write() {
     use oauthlink::storage::{RowSealed, TokenReseal};
-    let dir = TempDir::new();
-    let url = fresh_database(&dir.0).await;
+    let dir = TempDir::new("oauthlink-custody");
+    let url = fresh_database(dir.path(), "custody").await;
     let key = Keyring::generate_key_hex();
     let service = oauthlink::app::open(&library_config(&url, &key, &[]))
         .await

@@ -4,81 +4,23 @@
 //!
 //! The PostgreSQL outage test needs the server binaries (/usr/lib/postgresql/*/bin); without
 //! them it is skipped, unless OAUTHLINK_FAULT_TESTS=1, when it fails.
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use entity::user_oauth_source_connection as conn;
-use oauthlink::config::Cli;
 use oauthlink::storage::NewUser;
 use sea_orm::{ColumnTrait, Database, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_oauthlink");
+mod common;
+
+use common::{REST, Server, TempDir, fresh_database, library_config, sqlite_url};
+
 const CLIENTS: usize = 16;
 const USERS: usize = 300;
-const REST: &str = "/api/v3/sources/user_connections/oauth/";
-
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-fn unique(prefix: &str) -> String {
-    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    format!("{prefix}_{}_{n}", std::process::id())
-}
-
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(prefix: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(unique(prefix));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A fresh database: a SQLite file in `dir`, or with TEST_DATABASE_URL a new PostgreSQL
-/// database (named like the API tests', with OAUTHLINK_TEST_DB_PREFIX, so CI's cleanup finds
-/// it).
-async fn fresh_database(dir: &Path) -> String {
-    match std::env::var("TEST_DATABASE_URL") {
-        Ok(base) if !base.is_empty() => {
-            let prefix = std::env::var("OAUTHLINK_TEST_DB_PREFIX")
-                .unwrap_or_else(|_| "oauthlink_test".into());
-            assert!(
-                prefix
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
-                "OAUTHLINK_TEST_DB_PREFIX: {prefix:?}"
-            );
-            let name = unique(&format!("{prefix}_faults"));
-            let admin = Database::connect(&base).await.unwrap();
-            sea_orm::ConnectionTrait::execute_unprepared(
-                &admin,
-                &format!("CREATE DATABASE {name}"),
-            )
-            .await
-            .unwrap();
-            admin.close().await.ok();
-            let (prefix, _) = base.rsplit_once('/').unwrap();
-            format!("{prefix}/{name}")
-        }
-        _ => sqlite_url(dir),
-    }
-}
-
-fn sqlite_url(dir: &Path) -> String {
-    format!("sqlite://{}/oauthlink.sqlite3?mode=rwc", dir.display())
-}
 
 /// What the seeded database holds: the superuser's key, a source, users to link.
 struct Seed {
@@ -92,7 +34,7 @@ struct Seed {
 async fn seed(url: &str) -> Seed {
     let key = oauthlink::crypto::generate_api_key();
     let secret_key = oauthlink::crypto::Keyring::generate_key_hex();
-    let config = library_config(url, &secret_key);
+    let config = library_config(url, &secret_key, &[]);
     let service = oauthlink::app::open(&config).await.unwrap();
     oauthlink::cli::bootstrap(&service, Some(&key))
         .await
@@ -114,15 +56,7 @@ async fn seed(url: &str) -> Seed {
         );
     }
     store.clone().close().await;
-    let out = Command::new(BIN)
-        .args(["source", "create", "--name", "GitHub", "--slug", "github"])
-        .env("OAUTHLINK_DATABASE_URL", url)
-        .env("OAUTHLINK_SECRET_KEY", &secret_key)
-        .env("OAUTHLINK_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let source = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let source = common::create_source(url, &secret_key);
     Seed {
         key,
         secret_key,
@@ -131,101 +65,11 @@ async fn seed(url: &str) -> Seed {
     }
 }
 
-/// The library's configuration, parsed from flags so that settings added later keep their
-/// defaults here.
-fn library_config(url: &str, secret_key: &str) -> oauthlink::config::Config {
-    use clap::Parser;
-    Cli::try_parse_from([
-        "oauthlink",
-        "--database-url",
-        url,
-        "--secret-key",
-        secret_key,
-        "--log",
-        "warn",
-    ])
-    .unwrap()
-    .config
-}
-
-/// The binary, serving on an ephemeral port; killed on drop if still running.
-struct Server {
-    child: Child,
-    base: String,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Server {
-    fn start(url: &str, seed: &Seed, envs: &[(&str, &str)]) -> Server {
-        let mut child = Command::new(BIN)
-            .arg("serve")
-            .env("OAUTHLINK_DATABASE_URL", url)
-            .env("OAUTHLINK_SECRET_KEY", &seed.secret_key)
-            .env("OAUTHLINK_LISTEN", "127.0.0.1:0")
-            .env("OAUTHLINK_LOG", "warn,oauthlink::server=info")
-            .env("OAUTHLINK_LOG_FORMAT", "json")
-            .envs(envs.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel::<String>();
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(l.clone());
-                let _ = tx.send(l);
-            }
-        });
-        let address = loop {
-            let l = rx
-                .recv_timeout(Duration::from_secs(30))
-                .expect("the server logs its address");
-            if let Ok(event) = serde_json::from_str::<Value>(&l)
-                && let Some(address) = event["address"].as_str()
-            {
-                break address.to_owned();
-            }
-        };
-        Server {
-            child,
-            base: format!("http://{address}"),
-            log,
-        }
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits for the exit, at most `limit`.
-    fn wait(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        let started = Instant::now();
-        while started.elapsed() < limit {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The binary serving the seeded database, with these extra settings.
+fn serve(url: &str, seed: &Seed, envs: &[(&str, &str)]) -> Server {
+    let mut all = vec![("OAUTHLINK_SECRET_KEY", seed.secret_key.as_str())];
+    all.extend_from_slice(envs);
+    Server::start(url, &all)
 }
 
 fn client() -> reqwest::Client {
@@ -484,10 +328,10 @@ async fn assert_exact(url: &str, outcomes: &[(String, Outcome, Duration)]) -> Ex
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_under_load_exits_cleanly_and_keeps_acknowledged_writes() {
     let dir = TempDir::new("oauthlink-sigterm");
-    let url = fresh_database(&dir.0).await;
+    let url = fresh_database(dir.path(), "faults").await;
     let seed = Arc::new(seed(&url).await);
     let grace = 5;
-    let mut server = Server::start(
+    let mut server = serve(
         &url,
         &seed,
         &[("OAUTHLINK_SHUTDOWN_GRACE_SECONDS", &grace.to_string())],
@@ -526,7 +370,7 @@ async fn sigterm_finishes_a_request_in_flight() {
     let dir = TempDir::new("oauthlink-inflight");
     let url = sqlite_url(&dir.0);
     let seed = seed(&url).await;
-    let mut server = Server::start(&url, &seed, &[("OAUTHLINK_SHUTDOWN_GRACE_SECONDS", "10")]);
+    let mut server = serve(&url, &seed, &[("OAUTHLINK_SHUTDOWN_GRACE_SECONDS", "10")]);
     let address = server.base.trim_start_matches("http://").to_owned();
     let body = format!(
         r#"{{"source": "{}", "identifier": "in-flight", "user": {}}}"#,
@@ -577,7 +421,7 @@ async fn sqlite_sigkill_under_load_loses_no_acknowledged_write() {
     let dir = TempDir::new("oauthlink-sigkill");
     let url = sqlite_url(&dir.0);
     let seed = Arc::new(seed(&url).await);
-    let mut server = Server::start(&url, &seed, &[]);
+    let mut server = serve(&url, &seed, &[]);
     let load = Load::start(&server.base, &seed, CLIENTS);
     load.wait_for_acks(40).await;
     server.signal("-KILL");
@@ -587,7 +431,7 @@ async fn sqlite_sigkill_under_load_loses_no_acknowledged_write() {
     let acked = acknowledged(&outcomes);
     drop(server);
 
-    let server = Server::start(&url, &seed, &[]);
+    let server = serve(&url, &seed, &[]);
     let client = client();
     for (pk, identifier) in &acked {
         let response = client
@@ -757,7 +601,7 @@ async fn postgres_outage_fails_fast_and_recovers_without_restart() {
     // A long database timeout: failing fast must not mean waiting it out.
     let timeout = Duration::from_secs(10);
     let fast = Duration::from_secs(5);
-    let server = Server::start(&url, &seed, &[("OAUTHLINK_DATABASE_TIMEOUT_SECONDS", "10")]);
+    let server = serve(&url, &seed, &[("OAUTHLINK_DATABASE_TIMEOUT_SECONDS", "10")]);
     let base = server.base.clone();
     let client = client();
     let load = Load::start(&base, &seed, 8);
@@ -984,7 +828,7 @@ async fn postgres_stopped_and_killed_mid_write_answers_exactly() {
     // USERS x SOURCES distinct (user, source) pairs to create.
     let mut sources = vec![seed.source.clone()];
     {
-        let config = library_config(&url, &seed.secret_key);
+        let config = library_config(&url, &seed.secret_key, &[]);
         let service = oauthlink::app::open(&config).await.unwrap();
         for i in 1..SOURCES {
             let slug = format!("source-{i}");
@@ -1008,7 +852,7 @@ async fn postgres_stopped_and_killed_mid_write_answers_exactly() {
         }
         service.store().clone().close().await;
     }
-    let server = Server::start(&url, &seed, &[]);
+    let server = serve(&url, &seed, &[]);
     let base = server.base.clone();
     let seed = Arc::new(seed);
     let sources = Arc::new(sources);

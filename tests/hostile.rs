@@ -5,39 +5,29 @@
 //! The bounds asserted are the issue's own (refusal < 50 ms, health < 10 ms, `/metrics`
 //! < 100 KB, RSS within 10 MiB, at most the allowance looked up); they are security
 //! bounds, met with a wide margin even on a debug build.
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const BIN: &str = env!("CARGO_BIN_EXE_oauthlink");
-const REST: &str = "/api/v3/sources/user_connections/oauth/";
+mod common;
+
+use common::{REST, TempDir};
 
 /// One check at a time: they measure latency and memory.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// The binary on a fresh SQLite database with its superuser key and a source.
 struct Server {
-    child: Child,
+    // Dropped first: the process stops before its directory goes.
+    inner: common::Server,
     addr: SocketAddr,
     base: String,
     key: String,
     source: String,
-    log: Arc<Mutex<Vec<String>>>,
-    dir: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+    _dir: TempDir,
 }
 
 fn random_hex(chars: usize) -> String {
@@ -52,66 +42,32 @@ impl Server {
     /// A fresh SQLite database, the human log format (the one a forged line could fool), and
     /// the given settings.
     fn start(envs: &[(&str, &str)]) -> Server {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let dir =
-            std::env::temp_dir().join(format!("oauthlink_hostile_{}_{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let url = format!("sqlite://{}/db.sqlite3?mode=rwc", dir.display());
+        let dir = TempDir::new("oauthlink_hostile");
+        let url = common::sqlite_url(dir.path());
         let secret = random_hex(64);
         let key = random_hex(48);
-        let mut child = Command::new(BIN)
-            .arg("serve")
-            .env("OAUTHLINK_DATABASE_URL", &url)
-            .env("OAUTHLINK_SECRET_KEY", &secret)
-            .env("OAUTHLINK_BOOTSTRAP_TOKEN", &key)
-            .env("OAUTHLINK_LISTEN", "127.0.0.1:0")
-            .env("OAUTHLINK_LOG", "info")
-            .env("OAUTHLINK_LOG_FORMAT", "human")
-            .envs(envs.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel::<String>();
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(l.clone());
-                let _ = tx.send(l);
-            }
-        });
-        let addr: SocketAddr = loop {
-            let l = rx
-                .recv_timeout(Duration::from_secs(30))
-                .expect("the server logs its address");
-            if let Some(rest) = l.split("address=").nth(1) {
-                break rest.split_whitespace().next().unwrap().parse().unwrap();
-            }
-        };
-        let out = Command::new(BIN)
-            .args(["source", "create", "--name", "GitHub", "--slug", "github"])
-            .env("OAUTHLINK_DATABASE_URL", &url)
-            .env("OAUTHLINK_SECRET_KEY", &secret)
-            .env("OAUTHLINK_LOG", "warn")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
+        let mut all = vec![
+            ("OAUTHLINK_SECRET_KEY", secret.as_str()),
+            ("OAUTHLINK_BOOTSTRAP_TOKEN", key.as_str()),
+            ("OAUTHLINK_LOG", "info"),
+            ("OAUTHLINK_LOG_FORMAT", "human"),
+        ];
+        all.extend_from_slice(envs);
+        let inner = common::Server::start(&url, &all);
+        let source = common::create_source(&url, &secret);
         Server {
-            child,
-            addr,
-            base: format!("http://{addr}"),
+            addr: inner.addr,
+            base: inner.base.clone(),
+            inner,
             key,
-            source: String::from_utf8(out.stdout).unwrap().trim().to_owned(),
-            log,
-            dir,
+            source,
+            _dir: dir,
         }
     }
 
     fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.inner.child.id())).unwrap();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -394,7 +350,7 @@ async fn client_values_cannot_forge_log_lines() {
         assert!(echoed.len() <= 64);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let log = server.log.lock().unwrap().clone();
+    let log = server.inner.log_lines();
     let longest = log.iter().map(String::len).max().unwrap_or(0);
     println!("log: {} lines, longest {longest} bytes", log.len());
     for line in &log {
