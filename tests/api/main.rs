@@ -7,6 +7,7 @@ mod concurrency;
 mod create_path;
 mod graphql;
 mod hostile;
+mod oidc;
 mod openapi;
 mod operations;
 mod oracles;
