@@ -108,11 +108,10 @@ pub async fn run(service: &Service, _config: &Config, command: Command) -> anyho
                     "several issuers configured: pass --issuer with one of them"
                 );
             }
+            // Shown: the subjects at every issuer, configured or not.
             if set.is_none() && !clear {
                 for (at, subject) in store.subjects_of(id).await? {
-                    if issuer.as_ref().is_none_or(|i| *i == at) {
-                        println!("{at}\t{subject}");
-                    }
+                    println!("{at}\t{subject}");
                 }
                 return Ok(());
             }

@@ -425,8 +425,8 @@ pub enum UserCommand {
         #[arg(long)]
         username: String,
     },
-    /// Show a user's external subjects (OpenID Connect), or link (`--set`) or unlink
-    /// (`--clear`) the one at an issuer.
+    /// Show a user's external subjects (OpenID Connect) at every issuer, as `ISSUER<TAB>SUBJECT`
+    /// lines; or link (`--set`) or unlink (`--clear`) the one at an issuer.
     Subject {
         #[arg(long)]
         username: String,

@@ -666,3 +666,56 @@ async fn a_token_costs_no_more_statements_than_an_api_key() {
         "the second request is served from the cache"
     );
 }
+
+#[tokio::test]
+async fn refused_tokens_count_against_the_failure_allowance_like_keys() {
+    let Some(provider) = Provider::start(json!({})).await else {
+        return;
+    };
+    let verifier = Arc::new(
+        Verifier::new(OidcSettings {
+            issuers: vec![issuer_settings(&provider)],
+            ..OidcSettings::default()
+        })
+        .unwrap(),
+    );
+    let app = TestApp::spawn_service(
+        RestShape::Documented,
+        &[],
+        |service| service.with_oidc(verifier),
+        |state| state.with_auth_failures_per_minute(3),
+    )
+    .await;
+    let (id, _) = app.user("ivy", LINKING).await;
+    app.service
+        .store()
+        .set_subject(id, &provider.issuer, Some("ivy"))
+        .await
+        .unwrap();
+    // A token that worked is trusted from then on, as a key would be.
+    let good = login(&provider, "ivy", json!({})).await;
+    assert_eq!(app.rest(Method::GET, REST, Some(&good), None).await.0, 200);
+    let expired = provider
+        .sign(
+            json!({"sub": "ivy", "iat": now() - 3600, "exp": now() - 600}),
+            json!({}),
+        )
+        .await;
+    for _ in 0..3 {
+        assert_eq!(
+            app.rest(Method::GET, REST, Some(&expired), None).await.0,
+            403
+        );
+    }
+    let (status, _) = app.rest(Method::GET, REST, Some(&expired), None).await;
+    assert_eq!(status, 429, "the fourth failure in a minute is throttled");
+    let r = app
+        .graphql(Some(&"x".repeat(64)), "{ me { username } }", json!({}))
+        .await;
+    assert_eq!(
+        code(&r),
+        "RATE_LIMITED",
+        "API keys share the allowance: {r}"
+    );
+    assert_eq!(app.rest(Method::GET, REST, Some(&good), None).await.0, 200);
+}
