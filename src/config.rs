@@ -558,4 +558,67 @@ mod tests {
         };
         assert!(none.check_bootstrap_token().is_ok());
     }
+
+    #[test]
+    fn oidc_settings_from_the_simple_and_the_json_form() {
+        let serve = |args: &[&str]| {
+            let mut all = vec!["oauthlink", "serve"];
+            all.extend_from_slice(args);
+            let Some(Command::Serve(serve)) = Cli::try_parse_from(all).unwrap().command else {
+                panic!("serve")
+            };
+            serve.oidc.settings()
+        };
+        assert!(serve(&[]).unwrap().issuers.is_empty());
+        let simple = serve(&[
+            "--oidc-issuer",
+            "https://a.example,https://b.example",
+            "--oidc-audience",
+            "api",
+            "--oidc-permissions-claim",
+            "groups",
+            "--oidc-permission-map",
+            "ops=add_oauthsource,ops=view_oauthsource,viewers=view_oauthsource",
+            "--oidc-leeway-seconds",
+            "7",
+        ])
+        .unwrap();
+        assert_eq!(simple.issuers.len(), 2);
+        assert_eq!(simple.issuers[1].issuer, "https://b.example");
+        assert_eq!(simple.issuers[0].audience, ["api"]);
+        assert_eq!(
+            simple.issuers[0].permission_map["ops"],
+            ["add_oauthsource", "view_oauthsource"]
+        );
+        assert_eq!(simple.leeway, Duration::from_secs(7));
+        assert!(!simple.issuers[0].auto_create, "off by default");
+        // An issuer needs an audience; a map entry needs its `=`.
+        let err = serve(&["--oidc-issuer", "https://a.example"]).unwrap_err();
+        assert!(err.to_string().contains("OAUTHLINK_OIDC_AUDIENCE"), "{err}");
+        assert!(
+            serve(&[
+                "--oidc-issuer",
+                "https://a.example",
+                "--oidc-audience",
+                "api",
+                "--oidc-permission-map",
+                "ops"
+            ])
+            .is_err()
+        );
+        let json = r#"[{"issuer": "https://a.example", "audience": ["api"], "user_claim": "email",
+            "auto_create": true, "permissions_claim": "roles", "permission_map": {"r": ["view_oauthsource"]}}]"#;
+        let per_issuer = serve(&["--oidc-issuers", json]).unwrap();
+        assert_eq!(per_issuer.issuers[0].user_claim, UserClaim::Email);
+        assert!(per_issuer.issuers[0].auto_create);
+        // Both forms at once, or an unknown field, are refused.
+        assert!(serve(&["--oidc-issuers", json, "--oidc-issuer", "https://b.example"]).is_err());
+        assert!(
+            serve(&[
+                "--oidc-issuers",
+                r#"[{"issuer": "x", "audience": [], "typo": 1}]"#
+            ])
+            .is_err()
+        );
+    }
 }
