@@ -64,10 +64,6 @@ impl Service {
         self
     }
 
-    pub fn oidc(&self) -> Option<&Arc<Verifier>> {
-        self.oidc.as_ref()
-    }
-
     pub fn keyring(&self) -> &Keyring {
         &self.keyring
     }
