@@ -83,23 +83,40 @@ fn client_ip(parts: &Parts, proxies: &TrustedProxies) -> Option<IpAddr> {
 /// The principal of the request's credentials: `Ok(None)` when none were presented. Refused
 /// credentials count against the client's allowance; see `throttle`.
 pub async fn authenticate(state: &AppState, parts: &Parts) -> Result<Option<Principal>, Error> {
-    let authorization = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .map(|v| v.to_str().map_err(|_| ()));
-    let credential = match authorization {
+    let credential = match parts.headers.get(header::AUTHORIZATION).map(|v| v.to_str()) {
         None => Credential::None,
-        Some(Err(())) => Credential::Malformed,
+        Some(Err(_)) => Credential::Malformed,
         Some(Ok(value)) => Credential::parse(Some(value)),
     };
-    let key_hash = match credential {
+    authenticate_credential(state, credential, client_ip(parts, &state.trusted_proxies)).await
+}
+
+/// `authenticate` for credentials that come without a request head of their own, e.g. the
+/// `Authorization` value of a GraphQL websocket's `connection_init` payload, with the
+/// client address of the connection (through `TrustedProxies::client`).
+pub async fn authenticate_authorization(
+    state: &AppState,
+    authorization: Option<&str>,
+    client: Option<IpAddr>,
+) -> Result<Option<Principal>, Error> {
+    authenticate_credential(state, Credential::parse(authorization), client).await
+}
+
+/// API keys and OpenID Connect access tokens alike: each shape is checked its own way only
+/// (see `Credential::parse`), refused alike, and throttled alike.
+pub async fn authenticate_credential(
+    state: &AppState,
+    credential: Credential<'_>,
+    client: Option<IpAddr>,
+) -> Result<Option<Principal>, Error> {
+    // The credential's SHA-256: its cache key, and what the throttle trusts once it worked.
+    let hash = match credential {
         Credential::None => return Ok(None),
         Credential::Malformed => None,
-        Credential::Key(key) => Some(hash_api_key(key)),
+        Credential::Key(value) | Credential::Jwt(value) => Some(hash_api_key(value)),
     };
-    let client = client_ip(parts, &state.trusted_proxies);
     let throttle = state.throttle.as_deref().zip(client);
-    let trusted = match (throttle, &key_hash) {
+    let trusted = match (throttle, &hash) {
         (Some((t, _)), Some(hash)) => t.is_trusted(hash),
         _ => false,
     };
@@ -112,9 +129,10 @@ pub async fn authenticate(state: &AppState, parts: &Parts) -> Result<Option<Prin
         }
         _ => None,
     };
-    let result = match &key_hash {
-        None => Err(refuse(CredentialProblem::Malformed)),
-        Some(hash) => state.service.principal_for_key_hash(hash).await,
+    let result = match (credential, &hash) {
+        (Credential::Key(_), Some(hash)) => state.service.principal_for_key_hash(hash).await,
+        (Credential::Jwt(token), Some(hash)) => state.service.principal_for_jwt(token, hash).await,
+        _ => Err(refuse(CredentialProblem::Malformed)),
     };
     match &result {
         // A refused credential keeps its reservation: that is the recorded failure.
@@ -123,7 +141,7 @@ pub async fn authenticate(state: &AppState, parts: &Parts) -> Result<Option<Prin
             if let Some((t, ip)) = reserved {
                 t.refund(ip);
             }
-            if let (Ok(_), Some((t, _)), Some(hash)) = (outcome, throttle, &key_hash) {
+            if let (Ok(_), Some((t, _)), Some(hash)) = (outcome, throttle, &hash) {
                 t.trust(hash);
             }
         }

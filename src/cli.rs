@@ -92,6 +92,52 @@ pub async fn run(service: &Service, _config: &Config, command: Command) -> anyho
             let id = user_id(service, &username).await?;
             store.set_user_active(id, false).await?;
         }
+        Command::User(UserCommand::Subject {
+            username,
+            issuer,
+            set,
+            clear,
+        }) => {
+            let id = user_id(service, &username).await?;
+            let issuer = issuer
+                .map(|i| i.trim().to_owned())
+                .filter(|i| !i.is_empty());
+            if let Some(issuer) = &issuer {
+                anyhow::ensure!(
+                    !issuer.contains(','),
+                    "several issuers configured: pass --issuer with one of them"
+                );
+            }
+            // Shown: the subjects at every issuer, configured or not.
+            if set.is_none() && !clear {
+                for (at, subject) in store.subjects_of(id).await? {
+                    println!("{at}\t{subject}");
+                }
+                return Ok(());
+            }
+            let issuer = issuer.context("--issuer is required (or OAUTHLINK_OIDC_ISSUER)")?;
+            if let Some(subject) = &set {
+                anyhow::ensure!(
+                    !subject.is_empty()
+                        && subject.chars().count() <= crate::oidc::MAX_SUBJECT_CHARS,
+                    "a subject is 1 to {} characters",
+                    crate::oidc::MAX_SUBJECT_CHARS
+                );
+                match store.subject_owner(&issuer, subject).await? {
+                    Some(owner) if owner != id => {
+                        anyhow::bail!(
+                            "subject {subject:?} at {issuer} is linked to another user (pk {owner})"
+                        )
+                    }
+                    _ => {}
+                }
+            }
+            store.set_subject(id, &issuer, set.as_deref()).await?;
+            match set {
+                Some(subject) => println!("{username} is {subject:?} at {issuer}"),
+                None => println!("{username} has no subject at {issuer}"),
+            }
+        }
         Command::Token(TokenCommand::Create {
             username,
             identifier,

@@ -1,9 +1,12 @@
 //! Command line and environment configuration (every flag has an `OAUTHLINK_*` variable).
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
+
+use crate::oidc::{IssuerSettings, OidcSettings, UserClaim};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://oauthlink.sqlite3?mode=rwc";
 
@@ -209,6 +212,141 @@ pub struct ServeArgs {
     /// Seconds in-flight requests get to finish after SIGTERM.
     #[arg(long, env = "OAUTHLINK_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
     pub shutdown_grace_seconds: u64,
+
+    #[command(flatten)]
+    pub oidc: OidcArgs,
+}
+
+/// OpenID Connect issuers whose access tokens are accepted beside API keys. Either the
+/// simple form (`OAUTHLINK_OIDC_ISSUER` plus the settings below, shared by every issuer
+/// listed), or `OAUTHLINK_OIDC_ISSUERS` with settings per issuer; not both.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct OidcArgs {
+    /// Issuer URLs, comma-separated, spelled as the tokens' `iss` (each one's JWKS is found
+    /// through `ISSUER/.well-known/openid-configuration`). https:// (http:// on loopback).
+    #[arg(long, env = "OAUTHLINK_OIDC_ISSUER", value_delimiter = ',')]
+    pub oidc_issuer: Vec<String>,
+
+    /// Accepted `aud` values, comma-separated. Required with an issuer.
+    #[arg(long, env = "OAUTHLINK_OIDC_AUDIENCE", value_delimiter = ',')]
+    pub oidc_audience: Vec<String>,
+
+    /// The claim naming the user; its value is the user's external subject at the issuer
+    /// (`oauthlink user subject`).
+    #[arg(long, env = "OAUTHLINK_OIDC_USER_CLAIM", value_enum, default_value_t = UserClaim::Sub)]
+    pub oidc_user_claim: UserClaim,
+
+    /// Create a user for an unknown subject on its first valid token.
+    #[arg(long, env = "OAUTHLINK_OIDC_AUTO_CREATE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub oidc_auto_create: bool,
+
+    /// The claim carrying permissions or groups (e.g. `groups`). Set, the token's claim
+    /// decides the caller's permissions instead of the stored grants.
+    #[arg(long, env = "OAUTHLINK_OIDC_PERMISSIONS_CLAIM")]
+    pub oidc_permissions_claim: Option<String>,
+
+    /// `VALUE=CODENAME` pairs, comma-separated (a value may repeat): what each value of the
+    /// permissions claim grants. Empty: the claim's values are permission codenames.
+    #[arg(long, env = "OAUTHLINK_OIDC_PERMISSION_MAP", value_delimiter = ',')]
+    pub oidc_permission_map: Vec<String>,
+
+    /// Per-issuer settings as a JSON array, instead of the variables above:
+    /// `[{"issuer": "...", "audience": ["..."], "user_claim": "sub", "auto_create": false,
+    /// "permissions_claim": "groups", "permission_map": {"admins": ["add_oauthsource"]}}]`.
+    #[arg(long, env = "OAUTHLINK_OIDC_ISSUERS")]
+    pub oidc_issuers: Option<String>,
+
+    /// Seconds of clock skew allowed on `exp` and `nbf`.
+    #[arg(long, env = "OAUTHLINK_OIDC_LEEWAY_SECONDS", default_value_t = 30)]
+    pub oidc_leeway_seconds: u64,
+
+    /// A token with an unknown `kid` refetches its issuer's JWKS at most once per this many
+    /// seconds.
+    #[arg(
+        long,
+        env = "OAUTHLINK_OIDC_JWKS_MIN_REFETCH_SECONDS",
+        default_value_t = 30
+    )]
+    pub oidc_jwks_min_refetch_seconds: u64,
+
+    /// Cached keys older than this many seconds are re-read when a token arrives (a key the
+    /// issuer dropped stops working by then).
+    #[arg(
+        long,
+        env = "OAUTHLINK_OIDC_JWKS_MAX_AGE_SECONDS",
+        default_value_t = 600
+    )]
+    pub oidc_jwks_max_age_seconds: u64,
+}
+
+impl OidcArgs {
+    /// The issuers and their settings; an empty list when none is configured.
+    pub fn settings(&self) -> anyhow::Result<OidcSettings> {
+        let listed: Vec<&str> = self
+            .oidc_issuer
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .collect();
+        let issuers = match self.oidc_issuers.as_deref().map(str::trim) {
+            Some(json) if !json.is_empty() => {
+                anyhow::ensure!(
+                    listed.is_empty(),
+                    "set OAUTHLINK_OIDC_ISSUERS or OAUTHLINK_OIDC_ISSUER, not both"
+                );
+                serde_json::from_str::<Vec<IssuerSettings>>(json)
+                    .map_err(|e| anyhow::anyhow!("OAUTHLINK_OIDC_ISSUERS: {e}"))?
+            }
+            _ => {
+                let audience: Vec<String> = self
+                    .oidc_audience
+                    .iter()
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                anyhow::ensure!(
+                    listed.is_empty() || !audience.is_empty(),
+                    "OAUTHLINK_OIDC_AUDIENCE is required when OAUTHLINK_OIDC_ISSUER is set"
+                );
+                let mut permission_map = std::collections::BTreeMap::<String, Vec<String>>::new();
+                for pair in self.oidc_permission_map.iter().map(|p| p.trim()) {
+                    if pair.is_empty() {
+                        continue;
+                    }
+                    let (value, codename) = pair.rsplit_once('=').ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "OAUTHLINK_OIDC_PERMISSION_MAP: {pair:?} is not VALUE=CODENAME"
+                        )
+                    })?;
+                    permission_map
+                        .entry(value.trim().to_owned())
+                        .or_default()
+                        .push(codename.trim().to_owned());
+                }
+                listed
+                    .iter()
+                    .map(|issuer| IssuerSettings {
+                        issuer: (*issuer).to_owned(),
+                        audience: audience.clone(),
+                        user_claim: self.oidc_user_claim,
+                        auto_create: self.oidc_auto_create,
+                        permissions_claim: self
+                            .oidc_permissions_claim
+                            .clone()
+                            .filter(|c| !c.trim().is_empty()),
+                        permission_map: permission_map.clone(),
+                    })
+                    .collect()
+            }
+        };
+        Ok(OidcSettings {
+            issuers,
+            leeway: Duration::from_secs(self.oidc_leeway_seconds),
+            jwks_min_refetch: Duration::from_secs(self.oidc_jwks_min_refetch_seconds),
+            jwks_max_age: Duration::from_secs(self.oidc_jwks_max_age_seconds),
+            ..OidcSettings::default()
+        })
+    }
 }
 
 impl ServeArgs {
@@ -286,6 +424,20 @@ pub enum UserCommand {
     Deactivate {
         #[arg(long)]
         username: String,
+    },
+    /// Show a user's external subjects (OpenID Connect) at every issuer, as `ISSUER<TAB>SUBJECT`
+    /// lines; or link (`--set`) or unlink (`--clear`) the one at an issuer.
+    Subject {
+        #[arg(long)]
+        username: String,
+        /// The issuer (default: OAUTHLINK_OIDC_ISSUER, when it names exactly one).
+        #[arg(long, env = "OAUTHLINK_OIDC_ISSUER")]
+        issuer: Option<String>,
+        /// The subject: the value of the issuer's user claim (`sub` by default).
+        #[arg(long, conflicts_with = "clear")]
+        set: Option<String>,
+        #[arg(long)]
+        clear: bool,
     },
 }
 
@@ -405,5 +557,68 @@ mod tests {
             panic!("serve")
         };
         assert!(none.check_bootstrap_token().is_ok());
+    }
+
+    #[test]
+    fn oidc_settings_from_the_simple_and_the_json_form() {
+        let serve = |args: &[&str]| {
+            let mut all = vec!["oauthlink", "serve"];
+            all.extend_from_slice(args);
+            let Some(Command::Serve(serve)) = Cli::try_parse_from(all).unwrap().command else {
+                panic!("serve")
+            };
+            serve.oidc.settings()
+        };
+        assert!(serve(&[]).unwrap().issuers.is_empty());
+        let simple = serve(&[
+            "--oidc-issuer",
+            "https://a.example,https://b.example",
+            "--oidc-audience",
+            "api",
+            "--oidc-permissions-claim",
+            "groups",
+            "--oidc-permission-map",
+            "ops=add_oauthsource,ops=view_oauthsource,viewers=view_oauthsource",
+            "--oidc-leeway-seconds",
+            "7",
+        ])
+        .unwrap();
+        assert_eq!(simple.issuers.len(), 2);
+        assert_eq!(simple.issuers[1].issuer, "https://b.example");
+        assert_eq!(simple.issuers[0].audience, ["api"]);
+        assert_eq!(
+            simple.issuers[0].permission_map["ops"],
+            ["add_oauthsource", "view_oauthsource"]
+        );
+        assert_eq!(simple.leeway, Duration::from_secs(7));
+        assert!(!simple.issuers[0].auto_create, "off by default");
+        // An issuer needs an audience; a map entry needs its `=`.
+        let err = serve(&["--oidc-issuer", "https://a.example"]).unwrap_err();
+        assert!(err.to_string().contains("OAUTHLINK_OIDC_AUDIENCE"), "{err}");
+        assert!(
+            serve(&[
+                "--oidc-issuer",
+                "https://a.example",
+                "--oidc-audience",
+                "api",
+                "--oidc-permission-map",
+                "ops"
+            ])
+            .is_err()
+        );
+        let json = r#"[{"issuer": "https://a.example", "audience": ["api"], "user_claim": "email",
+            "auto_create": true, "permissions_claim": "roles", "permission_map": {"r": ["view_oauthsource"]}}]"#;
+        let per_issuer = serve(&["--oidc-issuers", json]).unwrap();
+        assert_eq!(per_issuer.issuers[0].user_claim, UserClaim::Email);
+        assert!(per_issuer.issuers[0].auto_create);
+        // Both forms at once, or an unknown field, are refused.
+        assert!(serve(&["--oidc-issuers", json, "--oidc-issuer", "https://b.example"]).is_err());
+        assert!(
+            serve(&[
+                "--oidc-issuers",
+                r#"[{"issuer": "x", "audience": [], "typo": 1}]"#
+            ])
+            .is_err()
+        );
     }
 }

@@ -10,6 +10,7 @@ pub mod custody;
 pub mod domain;
 pub mod graphql;
 pub mod metrics;
+pub mod oidc;
 pub mod rest;
 pub mod server;
 pub mod storage;

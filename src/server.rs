@@ -485,7 +485,12 @@ pub async fn serve(
 
 pub async fn run(config: &Config, serve_args: &ServeArgs) -> anyhow::Result<()> {
     serve_args.check_bootstrap_token()?;
-    let service = app::open(config).await?;
+    let oidc = Arc::new(crate::oidc::Verifier::new(serve_args.oidc.settings()?)?);
+    let service = app::open(config).await?.with_oidc(oidc.clone());
+    if !oidc.is_empty() {
+        tracing::info!(issuers = ?oidc.issuers().collect::<Vec<_>>(), "accepting OpenID Connect access tokens");
+        oidc.warm_up();
+    }
     let token = serve_args
         .bootstrap_token
         .as_ref()

@@ -144,3 +144,68 @@ async fn first_start_serves_and_keeps_secrets_out_of_logs() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `oauthlink user subject`: shows, links, refuses a subject another user holds, unlinks.
+#[test]
+fn user_subject_links_a_user_to_an_issuer_identity() {
+    let dir = std::env::temp_dir().join(format!("oauthlink-subject-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}/oauthlink.sqlite3?mode=rwc", dir.display());
+    let issuer = "https://id.example.com/application/o/oauthlink/";
+    let envs = [
+        ("OAUTHLINK_DATABASE_URL", url.as_str()),
+        ("OAUTHLINK_LOG", "warn"),
+        ("OAUTHLINK_OIDC_ISSUER", issuer),
+    ];
+    run(&["user", "create", "--username", "alice"], &envs);
+    run(&["user", "create", "--username", "bob"], &envs);
+    let subject = |args: &[&str]| {
+        let mut all = vec!["user", "subject"];
+        all.extend_from_slice(args);
+        Command::new(BIN)
+            .args(&all)
+            .envs(envs.iter().copied())
+            .output()
+            .unwrap()
+    };
+    assert_eq!(run(&["user", "subject", "--username", "alice"], &envs), "");
+    let set = subject(&["--username", "alice", "--set", "2f1c-alice"]);
+    assert!(set.status.success());
+    assert_eq!(
+        run(&["user", "subject", "--username", "alice"], &envs),
+        format!("{issuer}\t2f1c-alice")
+    );
+    // Another user cannot take the same subject.
+    let taken = subject(&["--username", "bob", "--set", "2f1c-alice"]);
+    assert!(!taken.status.success());
+    assert!(
+        String::from_utf8_lossy(&taken.stderr).contains("linked to another user"),
+        "{}",
+        String::from_utf8_lossy(&taken.stderr)
+    );
+    // A subject at another issuer is separate; --issuer overrides the variable.
+    let other = "https://login.example.org";
+    assert!(
+        subject(&[
+            "--username",
+            "bob",
+            "--issuer",
+            other,
+            "--set",
+            "2f1c-alice"
+        ])
+        .status
+        .success()
+    );
+    assert!(
+        subject(&["--username", "alice", "--clear"])
+            .status
+            .success()
+    );
+    assert_eq!(run(&["user", "subject", "--username", "alice"], &envs), "");
+    assert_eq!(
+        run(&["user", "subject", "--username", "bob"], &envs),
+        format!("{other}\t2f1c-alice")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

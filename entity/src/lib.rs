@@ -2,6 +2,7 @@
 pub mod api_token;
 pub mod audit_event;
 pub mod flow;
+pub mod oidc_subject;
 pub mod property_mapping;
 pub mod sealing_key;
 pub mod source;
@@ -15,6 +16,7 @@ pub mod prelude {
     pub use super::api_token::Entity as ApiToken;
     pub use super::audit_event::Entity as AuditEvent;
     pub use super::flow::Entity as Flow;
+    pub use super::oidc_subject::Entity as OidcSubject;
     pub use super::property_mapping::Entity as PropertyMapping;
     pub use super::sealing_key::Entity as SealingKey;
     pub use super::source::Entity as Source;

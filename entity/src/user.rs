@@ -25,6 +25,8 @@ pub enum Relation {
     UserPermission,
     #[sea_orm(has_many = "super::user_oauth_source_connection::Entity")]
     UserOAuthSourceConnection,
+    #[sea_orm(has_many = "super::oidc_subject::Entity")]
+    OidcSubject,
 }
 
 impl Related<super::api_token::Entity> for Entity {

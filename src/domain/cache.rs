@@ -1,5 +1,5 @@
-//! Short-lived caches of what nearly every request reads: the principal behind an API key and
-//! a source. Their time to live is the staleness the service promises: a revoked or expired
+//! Short-lived caches of what nearly every request reads: the principal behind an API key (or
+//! an OpenID Connect access token, by its SHA-256 as well) and a source. Their time to live is the staleness the service promises: a revoked or expired
 //! key, a deactivated user, a removed permission, a changed or deleted source take effect on
 //! every instance within one second, whichever process made the change and on either
 //! database, with no invalidation channel to lose. A read that began before a change may

@@ -76,6 +76,30 @@ pub enum CredentialProblem {
     Unknown,
     Expired,
     InactiveUser,
+    // OpenID Connect access tokens (src/oidc):
+    /// Not a decodable JWT, or a required claim is missing or malformed.
+    BadToken,
+    /// `none`, HS* or another algorithm outside the allowed set, or not the key's.
+    DisallowedAlgorithm,
+    /// `iss` is no configured issuer.
+    WrongIssuer,
+    /// `aud` holds none of the issuer's audiences.
+    WrongAudience,
+    /// `nbf` is in the future (beyond the leeway).
+    NotYetValid,
+    BadSignature,
+    /// The `kid` is not in the issuer's JWKS (or the token names none).
+    UnknownKey,
+    /// The key was in the cached JWKS but the issuer no longer publishes it.
+    KeyRotatedOut,
+    /// The issuer's keys could not be fetched and none are cached.
+    KeysUnavailable,
+    /// The configured user claim is missing, empty or too long.
+    MissingUserClaim,
+    /// No user is linked to the subject, and auto-creation is off.
+    UnknownSubject,
+    /// A JWT was presented but no issuer is configured.
+    NoIssuer,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

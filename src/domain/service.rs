@@ -2,11 +2,12 @@
 //! authenticate (by the caller of these), authorize, validate, existence, uniqueness — so a
 //! caller without permission learns nothing about what exists.
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::cache::Caches;
+use super::cache::{Caches, KeyEntry};
 use super::error::{CredentialProblem, Error, Result};
 use super::model::{
     AuditEvent, Connection, ConnectionChanges, ConnectionFilter, ConnectionWithSource,
@@ -16,13 +17,18 @@ use super::permission::{Permission, Principal};
 use super::search;
 use super::validation::{self, Errors};
 use crate::crypto::{Keyring, OpenError, Slot, hash_api_key};
-use crate::storage::{ConnectionUpdate, Cursor, KeysetPage, RowSealed, SealedToken, Store};
+use crate::oidc::Verifier;
+use crate::storage::{
+    ConnectionUpdate, Cursor, KeysetPage, NewUser, RowSealed, SealedToken, Store,
+};
 
 #[derive(Clone, Debug)]
 pub struct Service {
     store: Store,
     keyring: Keyring,
     caches: Caches,
+    /// The trusted OpenID Connect issuers (none: JWTs are refused).
+    oidc: Option<Arc<Verifier>>,
 }
 
 /// The REST list's raw filter parameters.
@@ -48,7 +54,14 @@ impl Service {
             store,
             keyring,
             caches: Caches::default(),
+            oidc: None,
         }
+    }
+
+    /// Accepts OpenID Connect access tokens from the verifier's issuers.
+    pub fn with_oidc(mut self, verifier: Arc<Verifier>) -> Self {
+        self.oidc = Some(verifier).filter(|v| !v.is_empty());
+        self
     }
 
     pub fn keyring(&self) -> &Keyring {
@@ -66,13 +79,14 @@ impl Service {
             Credential::None => Err(Error::Unauthenticated),
             Credential::Malformed => Err(refuse(CredentialProblem::Malformed)),
             Credential::Key(key) => self.principal_for_key_hash(&hash_api_key(key)).await,
+            Credential::Jwt(token) => self.principal_for_jwt(token, &hash_api_key(token)).await,
         }
     }
 
     /// The principal of an API key, by the key's hash; see `cache` for how fresh it is.
     pub async fn principal_for_key_hash(&self, key_hash: &str) -> Result<Principal> {
         let now = Utc::now();
-        let (principal, expires) = match self.caches.principals.get(key_hash) {
+        let entry = match self.caches.principals.get(key_hash) {
             Some(entry) => entry,
             None => match self.store.principal_by_key_hash(key_hash, now).await? {
                 Ok(entry) => {
@@ -84,8 +98,55 @@ impl Service {
                 Err(problem) => return Err(refuse(problem)),
             },
         };
+        self.unexpired(key_hash, entry, now)
+    }
+
+    /// The principal of an OpenID Connect access token (`token_hash` is its SHA-256, the
+    /// cache key). A cached token costs nothing; a new one its validation (keys cached, see
+    /// `oidc`) and one statement, as an API key does. Auto-creation, when on, adds a write
+    /// for a subject's first token only.
+    pub async fn principal_for_jwt(&self, token: &str, token_hash: &str) -> Result<Principal> {
+        let now = Utc::now();
+        if let Some(entry) = self.caches.principals.get(token_hash) {
+            return self.unexpired(token_hash, entry, now);
+        }
+        let Some(verifier) = &self.oidc else {
+            return Err(refuse(CredentialProblem::NoIssuer));
+        };
+        let verified = verifier.verify(token).await.map_err(refuse)?;
+        let (issuer, subject) = (verified.issuer.as_str(), verified.subject.as_str());
+        let mut found = self.store.principal_by_subject(issuer, subject).await?;
+        if let (Err(CredentialProblem::UnknownSubject), Some(profile)) =
+            (&found, &verified.new_user)
+        {
+            let new_user = NewUser {
+                username: &profile.username,
+                name: &profile.name,
+                email: &profile.email,
+                is_superuser: false,
+            };
+            self.store
+                .create_user_for_subject(issuer, subject, new_user)
+                .await?;
+            found = self.store.principal_by_subject(issuer, subject).await?;
+        }
+        let mut principal = found.map_err(refuse)?;
+        // A configured permissions claim replaces the stored grants.
+        if let Some(permissions) = verified.permissions {
+            principal.permissions = permissions;
+        }
+        let entry = (principal, Some(verified.valid_until));
+        self.caches
+            .principals
+            .insert(token_hash.to_owned(), entry.clone());
+        self.unexpired(token_hash, entry, now)
+    }
+
+    /// A cached or fresh principal, unless its credential has expired meanwhile.
+    fn unexpired(&self, hash: &str, entry: KeyEntry, now: DateTime<Utc>) -> Result<Principal> {
+        let (principal, expires) = entry;
         if expires.is_some_and(|e| e <= now) {
-            self.caches.principals.invalidate(key_hash);
+            self.caches.principals.invalidate(hash);
             return Err(refuse(CredentialProblem::Expired));
         }
         Ok(principal)
@@ -490,7 +551,10 @@ pub enum Credential<'a> {
     None,
     /// A scheme other than Bearer.
     Malformed,
+    /// An API key.
     Key(&'a str),
+    /// A JWT-shaped value: an OpenID Connect access token, never looked up as an API key.
+    Jwt(&'a str),
 }
 
 impl<'a> Credential<'a> {
@@ -504,6 +568,7 @@ impl<'a> Credential<'a> {
         }
         match key.trim() {
             "" => Credential::None,
+            jwt if crate::oidc::looks_like_jwt(jwt) => Credential::Jwt(jwt),
             key => Credential::Key(key),
         }
     }

@@ -6,6 +6,7 @@ mod custody;
 mod events;
 mod reach;
 mod sources;
+mod subjects;
 mod tokens;
 mod users;
 

@@ -140,9 +140,21 @@ impl TestApp {
         cors_origins: &[&str],
         customize: impl FnOnce(AppState) -> AppState,
     ) -> TestApp {
+        Self::spawn_service(shape, cors_origins, |service| service, customize).await
+    }
+
+    /// A server whose service `with_service` adjusts before the state is built (e.g. to
+    /// accept OpenID Connect tokens), and whose state `customize` adjusts.
+    pub async fn spawn_service(
+        shape: RestShape,
+        cors_origins: &[&str],
+        with_service: impl FnOnce(Service) -> Service,
+        customize: impl FnOnce(AppState) -> AppState,
+    ) -> TestApp {
         let (database_url, dir) = fresh_database().await;
         let config = config(&database_url);
         let service = oauthlink::app::open(&config).await.expect("open service");
+        let service = with_service(service);
         if service.store().backend() != oauthlink::storage::Backend::Postgres {
             assert_postgres_not_required("the API tests");
         }
