@@ -15,3 +15,4 @@ mod rest;
 mod revocation;
 mod schema;
 mod storage;
+mod vault;
