@@ -31,7 +31,7 @@ use crate::domain::permission::Principal;
 use crate::domain::{Error, Service};
 use crate::server::AppState;
 
-/// The root types: the connection API and the token vault's operations (graphql/vault.rs).
+// The root types: the connection API and the token vault's operations (graphql/vault.rs).
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
 pub struct QueryRoot(query::Query, vault::VaultQuery);
