@@ -17,8 +17,7 @@ use crate::config::Config;
 use crate::crypto::{KeyInfo, Keyring, OpenError, SealedBy, Slot};
 use crate::domain::Service;
 use crate::storage::{
-    TokenColumn,
-    Backend, RecordedKey, SealedSecret, SealedToken, SecretReseal, Store, TokenReseal,
+    Backend, RecordedKey, SealedSecret, SealedToken, SecretReseal, Store, TokenColumn, TokenReseal,
 };
 
 /// The keyring the configuration names: `OAUTHLINK_SECRET_KEY` (+ `OAUTHLINK_SECRET_KEYS_OLD`),
@@ -283,7 +282,14 @@ pub async fn rekey(service: &Service, batch: u64) -> anyhow::Result<RekeyReport>
     // Rows created after this point were sealed with the current key (every instance has it
     // by now, step 1 of the rotation): stopping here keeps a rekey from chasing the creates.
     let upto = store.last_connection_pk().await?;
-    rekey_tokens(service, TokenColumn::Access, upto, batch, &mut report.tokens).await?;
+    rekey_tokens(
+        service,
+        TokenColumn::Access,
+        upto,
+        batch,
+        &mut report.tokens,
+    )
+    .await?;
     rekey_tokens(
         service,
         TokenColumn::Refresh,

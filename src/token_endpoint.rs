@@ -153,11 +153,13 @@ impl TokenClient {
             let basic = match request.auth_method {
                 // RFC 6749 §2.3.1: both halves form-encoded before base64.
                 TokenAuthMethod::ClientSecretBasic => {
-                    let encode =
-                        |s: &str| -> String { form_urlencoded::byte_serialize(s.as_bytes()).collect() };
+                    let encode = |s: &str| -> String {
+                        form_urlencoded::byte_serialize(s.as_bytes()).collect()
+                    };
                     let pair = format!("{}:{}", encode(request.client_id), encode(secret));
-                    let mut value = HeaderValue::try_from(format!("Basic {}", STANDARD.encode(pair)))
-                        .map_err(|_| problem(ProviderProblem::NotConfigured))?;
+                    let mut value =
+                        HeaderValue::try_from(format!("Basic {}", STANDARD.encode(pair)))
+                            .map_err(|_| problem(ProviderProblem::NotConfigured))?;
                     value.set_sensitive(true);
                     Some(value)
                 }
@@ -274,7 +276,10 @@ mod tests {
 
     #[test]
     fn error_codes_are_repeated_only_when_they_look_like_codes() {
-        assert_eq!(error_code("invalid_client").as_deref(), Some("invalid_client"));
+        assert_eq!(
+            error_code("invalid_client").as_deref(),
+            Some("invalid_client")
+        );
         assert_eq!(error_code("<script>"), None);
         assert_eq!(error_code(&"a".repeat(65)), None);
         assert_eq!(error_code("has space"), None);

@@ -299,7 +299,9 @@ async fn open_all_with(url: &str, key: &str) -> usize {
             .unwrap()
         {
             let slot = oauthlink::crypto::Slot::RefreshToken {
-                row_key: refresh.row_key.expect("rows with a refresh token have a row key"),
+                row_key: refresh
+                    .row_key
+                    .expect("rows with a refresh token have a row key"),
                 user: refresh.user,
             };
             let opened = service.keyring().open(slot, &refresh.sealed).unwrap();

@@ -138,7 +138,10 @@ pub enum ProviderProblem {
 impl ProviderProblem {
     /// The source answered, but not usably: a gateway's error (502), not an outage (503).
     pub fn bad_gateway(self) -> bool {
-        matches!(self, ProviderProblem::BadResponse | ProviderProblem::Rejected)
+        matches!(
+            self,
+            ProviderProblem::BadResponse | ProviderProblem::Rejected
+        )
     }
 
     pub fn as_str(self) -> &'static str {

@@ -16,7 +16,7 @@ use super::permission::{Permission, Principal};
 use super::search;
 use super::validation::{self, Errors};
 use crate::crypto::{Keyring, OpenError, Slot, hash_api_key};
-use crate::storage::{ConnectionUpdate, Cursor, KeysetPage, SealedTokens, SealedToken, Store};
+use crate::storage::{ConnectionUpdate, Cursor, KeysetPage, SealedToken, SealedTokens, Store};
 
 #[derive(Clone, Debug)]
 pub struct Service {

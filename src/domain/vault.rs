@@ -148,7 +148,9 @@ impl Service {
             return Ok(true);
         }
         let margin = TimeDelta::from_std(self.vault().options.margin).unwrap_or(TimeDelta::MAX);
-        let soon = Utc::now().checked_add_signed(margin).unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let soon = Utc::now()
+            .checked_add_signed(margin)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
         Ok(row.expires.is_some_and(|e| e <= soon))
     }
 
@@ -197,7 +199,12 @@ impl Service {
             }
         };
         let expires = sent.expires_in.map(|secs| {
-            Utc::now() + TimeDelta::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000).min(10 * 365 * 86_400))
+            Utc::now()
+                + TimeDelta::seconds(
+                    i64::try_from(secs)
+                        .unwrap_or(i64::MAX / 1000)
+                        .min(10 * 365 * 86_400),
+                )
         });
         let sealed = SealedRefresh {
             access: self

@@ -47,11 +47,15 @@ pub const MAX_DEPTH: usize = 16;
 pub const MAX_COMPLEXITY: usize = 1000;
 
 pub fn schema(service: Option<Service>) -> Schema {
-    let mut builder = GqlSchema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
-        .limit_depth(MAX_DEPTH)
-        .limit_complexity(MAX_COMPLEXITY)
-        .limit_recursive_depth(64)
-        .extension(ErrorCodes);
+    let mut builder = GqlSchema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        EmptySubscription,
+    )
+    .limit_depth(MAX_DEPTH)
+    .limit_complexity(MAX_COMPLEXITY)
+    .limit_recursive_depth(64)
+    .extension(ErrorCodes);
     if let Some(service) = service {
         builder = builder.data(service);
     }

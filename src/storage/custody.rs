@@ -388,10 +388,7 @@ impl Store {
             if column == TokenColumn::Access {
                 update = update.col_expr(conn::Column::RowKey, Expr::value(r.row_key));
             }
-            let done = update
-                .exec(&txn)
-                .await
-                .map_err(db_error)?;
+            let done = update.exec(&txn).await.map_err(db_error)?;
             if done.rows_affected == 0 {
                 changed.push(r.pk);
             }

@@ -10,12 +10,8 @@ mod tokens;
 mod users;
 mod vault;
 
-pub use connections::{
-    ConnectionUpdate, Cursor, KeysetPage, RowSealed, SealedTokens, cursor_for,
-};
-pub use custody::{
-    RecordedKey, SealedSecret, SealedToken, SecretReseal, TokenColumn, TokenReseal,
-};
+pub use connections::{ConnectionUpdate, Cursor, KeysetPage, RowSealed, SealedTokens, cursor_for};
+pub use custody::{RecordedKey, SealedSecret, SealedToken, SecretReseal, TokenColumn, TokenReseal};
 pub use sources::{NewSource, TokenEndpointChange};
 pub use tokens::NewToken;
 pub use users::NewUser;

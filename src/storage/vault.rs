@@ -148,7 +148,11 @@ impl Store {
         txn.execute_unprepared(&format!("SET LOCAL lock_timeout = {ms}"))
             .await
             .map_err(db_error)?;
-        let row = match conn::Entity::find_by_id(pk).lock_exclusive().one(&txn).await {
+        let row = match conn::Entity::find_by_id(pk)
+            .lock_exclusive()
+            .one(&txn)
+            .await
+        {
             Ok(row) => row,
             Err(e) if lock_timed_out(&e) => {
                 tracing::info!(connection = pk, "waited too long for another refresh");

@@ -38,7 +38,10 @@ pub async fn link(
                    "expires": expires.map(|e| e.to_rfc3339())}}),
         )
         .await;
-    assert_eq!(r["data"]["createUserOAuthConnection"]["needsRelink"], false, "{r}");
+    assert_eq!(
+        r["data"]["createUserOAuthConnection"]["needsRelink"], false,
+        "{r}"
+    );
     r["data"]["createUserOAuthConnection"]["pk"]
         .as_i64()
         .unwrap_or_else(|| panic!("{r}")) as i32
@@ -78,21 +81,64 @@ async fn the_permission_matrix_of_token_reads_on_both_apis() {
     let (_, auditor_key) = app.user("auditor", &[read, view]).await;
     let expires = chrono::Utc::now() + chrono::Duration::hours(1);
     let pk = link(&app, owner, "o", Some("tok-owner"), None, Some(expires)).await;
-    let own = link(&app, reader_owner, "ro", Some("tok-ro"), None, Some(expires)).await;
+    let own = link(
+        &app,
+        reader_owner,
+        "ro",
+        Some("tok-ro"),
+        None,
+        Some(expires),
+    )
+    .await;
     let missing = pk + 1000;
 
     // (who, key, connection) -> expected outcome: Ok(token) or the GraphQL code + REST status.
     let superuser = app.superuser_key.clone();
     let cases: Vec<(&str, Option<&str>, i32, Result<&str, (&str, u16)>)> = vec![
         ("anonymous", None, pk, Err(("UNAUTHENTICATED", 403))),
-        ("owner without the permission", Some(&owner_key), pk, Err(("FORBIDDEN", 403))),
+        (
+            "owner without the permission",
+            Some(&owner_key),
+            pk,
+            Err(("FORBIDDEN", 403)),
+        ),
         // Authorization before existence: no permission, no answer about what exists.
-        ("no permission, missing row", Some(&owner_key), missing, Err(("FORBIDDEN", 403))),
-        ("viewer without the permission", Some(&viewer_key), pk, Err(("FORBIDDEN", 403))),
-        ("other user with the permission", Some(&reader_key), pk, Err(("NOT_FOUND", 404))),
-        ("reader, missing row", Some(&reader_key), missing, Err(("NOT_FOUND", 404))),
-        ("owner with the permission", Some(&reader_owner_key), own, Ok("tok-ro")),
-        ("holder of read + view", Some(&auditor_key), pk, Ok("tok-owner")),
+        (
+            "no permission, missing row",
+            Some(&owner_key),
+            missing,
+            Err(("FORBIDDEN", 403)),
+        ),
+        (
+            "viewer without the permission",
+            Some(&viewer_key),
+            pk,
+            Err(("FORBIDDEN", 403)),
+        ),
+        (
+            "other user with the permission",
+            Some(&reader_key),
+            pk,
+            Err(("NOT_FOUND", 404)),
+        ),
+        (
+            "reader, missing row",
+            Some(&reader_key),
+            missing,
+            Err(("NOT_FOUND", 404)),
+        ),
+        (
+            "owner with the permission",
+            Some(&reader_owner_key),
+            own,
+            Ok("tok-ro"),
+        ),
+        (
+            "holder of read + view",
+            Some(&auditor_key),
+            pk,
+            Ok("tok-owner"),
+        ),
         ("superuser", Some(&superuser), pk, Ok("tok-owner")),
     ];
     for (who, key, connection, expected) in cases {
@@ -130,7 +176,10 @@ async fn the_permission_matrix_of_token_reads_on_both_apis() {
         match expected {
             Ok(_) => {
                 assert_eq!(status, 400, "{who}: {rest}");
-                assert_eq!(rest["refresh_token"][0], "This connection has no refresh token.");
+                assert_eq!(
+                    rest["refresh_token"][0],
+                    "This connection has no refresh token."
+                );
                 assert_eq!(code(&gql), "BAD_USER_INPUT", "{who}: {gql}");
             }
             Err((gql_code, rest_status)) => {
@@ -188,15 +237,7 @@ async fn tokens_appear_in_no_ordinary_answer() {
     assert!(created.get("needs_relink").is_none(), "{created}");
     assert!(created.get("refresh_token").is_none(), "{created}");
     let (other, _) = app.user("other", &[]).await;
-    let gql_pk = link(
-        &app,
-        other,
-        "gql",
-        None,
-        Some("gql-refresh-secret"),
-        None,
-    )
-    .await;
+    let gql_pk = link(&app, other, "gql", None, Some("gql-refresh-secret"), None).await;
     let mut answers = Vec::new();
     for path in [
         "/api/v3/sources/user_connections/oauth/".to_owned(),
@@ -241,7 +282,10 @@ async fn tokens_appear_in_no_ordinary_answer() {
         .iter()
         .map(|f| f["name"].as_str().unwrap())
         .collect();
-    assert!(names.iter().all(|n| !n.to_lowercase().contains("token")), "{names:?}");
+    assert!(
+        names.iter().all(|n| !n.to_lowercase().contains("token")),
+        "{names:?}"
+    );
     assert!(names.contains(&"needsRelink"));
     for answer in &answers {
         for secret in ["access-secret", "refresh-secret"] {
@@ -262,7 +306,13 @@ async fn tokens_appear_in_no_ordinary_answer() {
     assert!(!body.contains("refresh-secret"), "{body}");
     // A refresh token alone, and nowhere to refresh it: the source has no token endpoint.
     // A typed 503-class refusal; nothing stored changes.
-    let before = app.service.store().vault_row(gql_pk).await.unwrap().unwrap();
+    let before = app
+        .service
+        .store()
+        .vault_row(gql_pk)
+        .await
+        .unwrap()
+        .unwrap();
     let gql = app.graphql(key, TOKEN_QUERY, json!({"pk": gql_pk})).await;
     assert_eq!(code(&gql), "PROVIDER_UNAVAILABLE", "{gql}");
     assert_eq!(gql["errors"][0]["extensions"]["reason"], "not_configured");
@@ -270,7 +320,13 @@ async fn tokens_appear_in_no_ordinary_answer() {
     assert_eq!(status, 503, "{rest}");
     assert_eq!(rest["code"], "provider_unavailable");
     assert_eq!(rest["reason"], "not_configured");
-    let after = app.service.store().vault_row(gql_pk).await.unwrap().unwrap();
+    let after = app
+        .service
+        .store()
+        .vault_row(gql_pk)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(before, after);
     assert!(events(&app, gql_pk, "read_token").await.is_empty());
 }
