@@ -45,9 +45,13 @@ fn answer(result: crate::domain::Result<TokenAnswer>) -> Response {
     response
 }
 
-fn parse_id(id: &str) -> Result<i32, Response> {
-    id.parse::<i32>()
-        .map_err(|_| detail(StatusCode::NOT_FOUND, "Not found."))
+/// Detail ids are integers; anything else is Django's plain "Not found.".
+fn parse_id(id: &str) -> Option<i32> {
+    id.parse::<i32>().ok()
+}
+
+fn not_found() -> Response {
+    detail(StatusCode::NOT_FOUND, "Not found.")
 }
 
 #[utoipa::path(
@@ -70,9 +74,8 @@ pub async fn token(
     AuthUser(caller): AuthUser,
     Path(id): Path<String>,
 ) -> Response {
-    let pk = match parse_id(&id) {
-        Ok(pk) => pk,
-        Err(r) => return r,
+    let Some(pk) = parse_id(&id) else {
+        return not_found();
     };
     answer(state.service.connection_token(&caller, pk, false).await)
 }
@@ -94,9 +97,8 @@ pub async fn refresh(
     AuthUser(caller): AuthUser,
     Path(id): Path<String>,
 ) -> Response {
-    let pk = match parse_id(&id) {
-        Ok(pk) => pk,
-        Err(r) => return r,
+    let Some(pk) = parse_id(&id) else {
+        return not_found();
     };
     answer(state.service.connection_token(&caller, pk, true).await)
 }

@@ -17,3 +17,4 @@ mod revocation;
 mod schema;
 mod storage;
 mod vault;
+mod vault_refresh;

@@ -94,7 +94,8 @@ async fn the_permission_matrix_of_token_reads_on_both_apis() {
 
     // (who, key, connection) -> expected outcome: Ok(token) or the GraphQL code + REST status.
     let superuser = app.superuser_key.clone();
-    let cases: Vec<(&str, Option<&str>, i32, Result<&str, (&str, u16)>)> = vec![
+    type Expected<'a> = Result<&'a str, (&'a str, u16)>;
+    let cases: Vec<(&str, Option<&str>, i32, Expected)> = vec![
         ("anonymous", None, pk, Err(("UNAUTHENTICATED", 403))),
         (
             "owner without the permission",

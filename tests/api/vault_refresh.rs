@@ -88,17 +88,29 @@ async fn login(provider: &Provider, client_id: &str, sub: &str) -> (String, Stri
 }
 
 fn refreshes(stats: &Value) -> u64 {
-    stats["token_by_grant"]["refresh_token"].as_u64().unwrap_or(0)
+    stats["token_by_grant"]["refresh_token"]
+        .as_u64()
+        .unwrap_or(0)
 }
 
 /// A user allowed to read their own tokens, linked with a token that expired a minute ago.
-async fn expired_link(app: &TestApp, provider: &Provider, client: &str) -> (i32, String, String, String) {
-    let (user, key) = app
-        .user("alice", &[Permission::ReadConnectionToken])
-        .await;
+async fn expired_link(
+    app: &TestApp,
+    provider: &Provider,
+    client: &str,
+) -> (i32, String, String, String) {
+    let (user, key) = app.user("alice", &[Permission::ReadConnectionToken]).await;
     let (access, refresh) = login(provider, client, "alice").await;
     let past = chrono::Utc::now() - chrono::Duration::minutes(1);
-    let pk = link(app, user, "alice", Some(&access), Some(&refresh), Some(past)).await;
+    let pk = link(
+        app,
+        user,
+        "alice",
+        Some(&access),
+        Some(&refresh),
+        Some(past),
+    )
+    .await;
     (pk, key, access, refresh)
 }
 
@@ -181,8 +193,13 @@ async fn fifty_concurrent_reads_of_an_expired_token_refresh_it_once() {
     assert_eq!(events(&app, pk, "refresh_token").await.len(), 1);
     assert_eq!(events(&app, pk, "read_token").await.len(), 50);
     // Now fresh: the next read answers from storage, with the new expiry.
-    let r = app.graphql(Some(&key), TOKEN_QUERY, json!({"pk": pk})).await;
-    assert_eq!(r["data"]["userOAuthConnectionToken"]["accessToken"], new_access.as_str());
+    let r = app
+        .graphql(Some(&key), TOKEN_QUERY, json!({"pk": pk}))
+        .await;
+    assert_eq!(
+        r["data"]["userOAuthConnectionToken"]["accessToken"],
+        new_access.as_str()
+    );
     let expires: chrono::DateTime<chrono::Utc> = r["data"]["userOAuthConnectionToken"]["expires"]
         .as_str()
         .unwrap()
@@ -200,7 +217,11 @@ async fn fifty_concurrent_reads_of_an_expired_token_refresh_it_once() {
     assert_eq!(refreshes(&stats), 2);
     let used = stats["refresh_tokens_used"].as_array().unwrap();
     assert_eq!(used.len(), 2);
-    assert_ne!(used[1], json!(old_refresh), "the rotated token was sent, not the old one");
+    assert_ne!(
+        used[1],
+        json!(old_refresh),
+        "the rotated token was sent, not the old one"
+    );
 }
 
 /// A revoked refresh token: the connection needs relinking — visible in both APIs and the
@@ -217,10 +238,14 @@ async fn a_revoked_refresh_token_marks_the_connection_for_relinking() {
     provider.revoke(POST_CLIENT, &refresh).await;
     provider.reset_stats().await;
 
-    let r = app.graphql(Some(&key), TOKEN_QUERY, json!({"pk": pk})).await;
+    let r = app
+        .graphql(Some(&key), TOKEN_QUERY, json!({"pk": pk}))
+        .await;
     assert_eq!(code(&r), "RELINK_REQUIRED", "{r}");
     assert_eq!(refreshes(&provider.stats().await), 1);
-    let (status, body) = app.rest(Method::GET, &token_path(pk), Some(&key), None).await;
+    let (status, body) = app
+        .rest(Method::GET, &token_path(pk), Some(&key), None)
+        .await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["code"], "relink_required");
     assert!(body.get("access_token").is_none());
@@ -237,10 +262,24 @@ async fn a_revoked_refresh_token_marks_the_connection_for_relinking() {
         .await;
     assert_eq!(rest["needs_relink"], true, "{rest}");
     let gql = app
-        .graphql(su, "query Q($pk: Int!) { userOAuthSourceConnection(pk: $pk) { needsRelink } }", json!({"pk": pk}))
+        .graphql(
+            su,
+            "query Q($pk: Int!) { userOAuthSourceConnection(pk: $pk) { needsRelink } }",
+            json!({"pk": pk}),
+        )
         .await;
-    assert_eq!(gql["data"]["userOAuthSourceConnection"]["needsRelink"], true, "{gql}");
-    let owner = app.service.store().vault_row(pk).await.unwrap().unwrap().user;
+    assert_eq!(
+        gql["data"]["userOAuthSourceConnection"]["needsRelink"], true,
+        "{gql}"
+    );
+    let owner = app
+        .service
+        .store()
+        .vault_row(pk)
+        .await
+        .unwrap()
+        .unwrap()
+        .user;
     assert_eq!(
         events(&app, pk, "relink_required").await,
         vec![(json!(owner), json!(owner))]
@@ -257,8 +296,13 @@ async fn a_revoked_refresh_token_marks_the_connection_for_relinking() {
                    "expires": (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339()}}),
         )
         .await;
-    assert_eq!(r["data"]["updateUserOAuthSourceConnection"]["needsRelink"], false, "{r}");
-    let r = app.graphql(Some(&key), REFRESH_MUTATION, json!({"pk": pk})).await;
+    assert_eq!(
+        r["data"]["updateUserOAuthSourceConnection"]["needsRelink"], false,
+        "{r}"
+    );
+    let r = app
+        .graphql(Some(&key), REFRESH_MUTATION, json!({"pk": pk}))
+        .await;
     let fresh = r["data"]["refreshUserOAuthConnectionToken"]["accessToken"]
         .as_str()
         .unwrap_or_else(|| panic!("{r}"));
@@ -285,7 +329,9 @@ async fn an_unavailable_provider_changes_nothing() {
     // Slow: the call is abandoned after the 1 s total timeout.
     provider.mode(json!({"token_delay_ms": 3000})).await;
     let started = std::time::Instant::now();
-    let (status, body) = app.rest(Method::GET, &token_path(pk), Some(&key), None).await;
+    let (status, body) = app
+        .rest(Method::GET, &token_path(pk), Some(&key), None)
+        .await;
     assert!(started.elapsed() < Duration::from_millis(2500));
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["code"], "provider_unavailable");
@@ -293,16 +339,25 @@ async fn an_unavailable_provider_changes_nothing() {
     assert_eq!(stored().await, before);
 
     // Down (503 from the provider).
-    provider.mode(json!({"token_delay_ms": 0, "down": true})).await;
-    let r = app.graphql(Some(&key), TOKEN_QUERY, json!({"pk": pk})).await;
+    provider
+        .mode(json!({"token_delay_ms": 0, "down": true}))
+        .await;
+    let r = app
+        .graphql(Some(&key), TOKEN_QUERY, json!({"pk": pk}))
+        .await;
     assert_eq!(code(&r), "PROVIDER_UNAVAILABLE", "{r}");
     assert_eq!(r["errors"][0]["extensions"]["reason"], "server_error");
-    assert!(!r.to_string().contains("provider down"), "the provider's body is not repeated");
+    assert!(
+        !r.to_string().contains("provider down"),
+        "the provider's body is not repeated"
+    );
     assert_eq!(stored().await, before);
 
     // Stopped: connections refused.
     provider.stop().await;
-    let (status, body) = app.rest(Method::POST, &refresh_path(pk), Some(&key), None).await;
+    let (status, body) = app
+        .rest(Method::POST, &refresh_path(pk), Some(&key), None)
+        .await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["reason"], "network");
     assert_eq!(stored().await, before);
@@ -334,20 +389,38 @@ async fn no_token_in_debug_logs_metrics_or_other_answers() {
     let mut create = std::process::Command::new(bin);
     env(&mut create);
     let out = create
-        .args(["source", "create", "--name", "Provider", "--slug", "provider"])
-        .args(["--access-token-url", &token_endpoint, "--consumer-key", POST_CLIENT])
+        .args([
+            "source", "create", "--name", "Provider", "--slug", "provider",
+        ])
+        .args([
+            "--access-token-url",
+            &token_endpoint,
+            "--consumer-key",
+            POST_CLIENT,
+        ])
         .args(["--token-auth-method", "client_secret_post"])
         .env("OAUTHLINK_CONSUMER_SECRET", POST_SECRET)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let source = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let mut logs = String::from_utf8_lossy(&out.stderr).into_owned();
     // A non-http endpoint is refused by the CLI.
     let mut bad = std::process::Command::new(bin);
     env(&mut bad);
     let out = bad
-        .args(["source", "update", "--slug", "provider", "--access-token-url", "ftp://x/token"])
+        .args([
+            "source",
+            "update",
+            "--slug",
+            "provider",
+            "--access-token-url",
+            "ftp://x/token",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -371,7 +444,12 @@ async fn no_token_in_debug_logs_metrics_or_other_answers() {
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     for _ in 0..200 {
-        if client.get(format!("{base}/-/health/ready/")).send().await.is_ok() {
+        if client
+            .get(format!("{base}/-/health/ready/"))
+            .send()
+            .await
+            .is_ok()
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -379,7 +457,7 @@ async fn no_token_in_debug_logs_metrics_or_other_answers() {
     let (access, refresh) = login(&provider, POST_CLIENT, "alice").await;
     let past = (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339();
     let mut answers = Vec::new();
-    let mut send = |req: reqwest::RequestBuilder| {
+    let send = |req: reqwest::RequestBuilder| {
         let req = req.bearer_auth(&admin_key);
         async move {
             let r = req.send().await.unwrap();
@@ -390,12 +468,16 @@ async fn no_token_in_debug_logs_metrics_or_other_answers() {
     let (status, created) = send(
         client
             .post(format!("{base}/api/v3/sources/user_connections/oauth/"))
-            .json(&json!({"source": source, "identifier": "alice", "access_token": access,
-                          "refresh_token": refresh, "expires": past})),
+            .json(
+                &json!({"source": source, "identifier": "alice", "access_token": access,
+                          "refresh_token": refresh, "expires": past}),
+            ),
     )
     .await;
     assert_eq!(status, 201, "{created}");
-    let pk = serde_json::from_str::<Value>(&created).unwrap()["pk"].as_i64().unwrap() as i32;
+    let pk = serde_json::from_str::<Value>(&created).unwrap()["pk"]
+        .as_i64()
+        .unwrap() as i32;
     answers.push(created);
     // Refreshed on read (expired), then forced once more over GraphQL.
     let (status, read) = send(client.get(format!("{base}{}", token_path(pk)))).await;
@@ -410,11 +492,12 @@ async fn no_token_in_debug_logs_metrics_or_other_answers() {
             .json(&json!({"query": REFRESH_MUTATION, "variables": {"pk": pk}})),
     )
     .await;
-    let newest = serde_json::from_str::<Value>(&forced).unwrap()["data"]
-        ["refreshUserOAuthConnectionToken"]["accessToken"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{forced}"))
-        .to_owned();
+    let newest =
+        serde_json::from_str::<Value>(&forced).unwrap()["data"]["refreshUserOAuthConnectionToken"]
+            ["accessToken"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{forced}"))
+            .to_owned();
     for path in [
         "/api/v3/sources/user_connections/oauth/".to_owned(),
         format!("/api/v3/sources/user_connections/oauth/{pk}/"),
@@ -438,7 +521,12 @@ async fn no_token_in_debug_logs_metrics_or_other_answers() {
 
     // The provider saw the rotation: the refresh tokens it issued after ours are known too.
     let used = provider.stats().await["refresh_tokens_used"].clone();
-    let mut secrets = vec![access.clone(), refresh.clone(), new_access.clone(), newest.clone()];
+    let mut secrets = vec![
+        access.clone(),
+        refresh.clone(),
+        new_access.clone(),
+        newest.clone(),
+    ];
     secrets.extend(
         used.as_array()
             .unwrap()
