@@ -274,6 +274,125 @@ mod tests {
         }
     }
 
+    /// A one-shot HTTP server on loopback answering every request with `response`; counts
+    /// the requests it saw.
+    async fn serve(response: Vec<u8>) -> (String, std::sync::Arc<std::sync::atomic::AtomicU32>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/token", listener.local_addr().unwrap());
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let counter = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let response = response.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0; 8192];
+                    let _ = socket.read(&mut buf).await;
+                    let _ = socket.write_all(&response).await;
+                    let _ = socket.shutdown().await;
+                });
+            }
+        });
+        (url, seen)
+    }
+
+    async fn refresh_at(url: &str) -> Result<Granted, Refused> {
+        let client = TokenClient::new(Timeouts {
+            connect: Duration::from_secs(2),
+            total: Duration::from_secs(5),
+        })
+        .unwrap();
+        let refresh_token = SecretString::from("r1".to_owned());
+        client
+            .refresh(RefreshRequest {
+                url,
+                client_id: "id",
+                client_secret: None,
+                auth_method: TokenAuthMethod::ClientSecretBasic,
+                refresh_token: &refresh_token,
+            })
+            .await
+    }
+
+    #[tokio::test]
+    async fn answers_beyond_the_bound_are_refused_while_streaming() {
+        // No Content-Length: the bound must hold while reading, not only by the header.
+        let mut response = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{\"access_token\":\"".to_vec();
+        response.extend(std::iter::repeat_n(b'a', MAX_RESPONSE_BYTES + 10));
+        response.extend(b"\"}");
+        let (url, _) = serve(response).await;
+        assert_eq!(
+            refresh_at(&url).await.unwrap_err(),
+            problem(ProviderProblem::BadResponse)
+        );
+        // Just below the bound is fine.
+        let body = format!(
+            "{{\"access_token\":\"{}\",\"expires_in\":\"60\"}}",
+            "a".repeat(1000)
+        );
+        let ok = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let (url, _) = serve(ok.into_bytes()).await;
+        let granted = refresh_at(&url).await.unwrap();
+        assert_eq!(granted.expires_in, Some(60));
+        assert!(granted.refresh_token.is_none());
+    }
+
+    #[tokio::test]
+    async fn redirects_are_not_followed() {
+        let (target, hits) =
+            serve(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}".to_vec()).await;
+        let redirect = format!(
+            "HTTP/1.1 307 Temporary Redirect\r\nLocation: {target}\r\nContent-Length: 0\r\n\r\n"
+        );
+        let (url, _) = serve(redirect.into_bytes()).await;
+        assert_eq!(
+            refresh_at(&url).await.unwrap_err(),
+            problem(ProviderProblem::BadResponse)
+        );
+        assert_eq!(
+            hits.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "the refresh token went nowhere else"
+        );
+    }
+
+    #[tokio::test]
+    async fn oauth_errors_are_classified_and_only_their_code_kept() {
+        let answer = |status: &str, body: &str| {
+            format!("HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
+        };
+        let (url, _) = serve(answer(
+            "400 Bad Request",
+            r#"{"error":"invalid_grant","error_description":"grant request is invalid"}"#,
+        ))
+        .await;
+        assert_eq!(refresh_at(&url).await.unwrap_err(), Refused::InvalidGrant);
+        // GitHub: errors with 200.
+        let (url, _) = serve(answer("200 OK", r#"{"error":"bad_refresh_token"}"#)).await;
+        assert_eq!(refresh_at(&url).await.unwrap_err(), Refused::InvalidGrant);
+        let (url, _) = serve(answer(
+            "401 Unauthorized",
+            r#"{"error":"invalid_client <b>x</b>"}"#,
+        ))
+        .await;
+        assert_eq!(
+            refresh_at(&url).await.unwrap_err(),
+            Refused::Problem {
+                problem: ProviderProblem::Rejected,
+                error: None
+            }
+        );
+        let (url, _) = serve(answer("502 Bad Gateway", "<html>upstream down</html>")).await;
+        assert_eq!(
+            refresh_at(&url).await.unwrap_err(),
+            problem(ProviderProblem::ServerError)
+        );
+    }
+
     #[test]
     fn error_codes_are_repeated_only_when_they_look_like_codes() {
         assert_eq!(
