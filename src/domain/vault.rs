@@ -18,7 +18,7 @@ use super::model::TokenAuthMethod;
 use super::permission::{Permission, Principal};
 use super::service::Service;
 use crate::crypto::Slot;
-use crate::storage::{SealedRefresh, VaultRow};
+use crate::storage::{SealedRefresh, TokenEndpoint, VaultRow};
 use crate::token_endpoint::{RefreshRequest, Refused, Timeouts, TokenClient};
 
 /// The vault's settings.
@@ -185,7 +185,15 @@ impl Service {
             let row = lease.read_current(actor).await?;
             return self.answer(&row, None);
         }
-        let sent = match self.refresh_at_source(&row).await {
+        // A database failure here is the database's (`Unavailable`), not the source's.
+        let endpoint = match self.store().token_endpoint(row.source).await {
+            Ok(endpoint) => endpoint,
+            Err(e) => {
+                lease.release().await;
+                return Err(e);
+            }
+        };
+        let sent = match self.refresh_at_source(&row, endpoint).await {
             Ok(sent) => sent,
             Err(Refused::InvalidGrant) => {
                 tracing::warn!(connection = row.pk, source = %row.source, "the source refused the refresh token (invalid_grant): the user must link again");
@@ -225,18 +233,14 @@ impl Service {
     async fn refresh_at_source(
         &self,
         row: &VaultRow,
+        endpoint: Option<TokenEndpoint>,
     ) -> std::result::Result<crate::token_endpoint::Granted, Refused> {
         let not_configured = || Refused::Problem {
             problem: ProviderProblem::NotConfigured,
             error: None,
         };
-        let endpoint = match self.store().token_endpoint(row.source).await {
-            Ok(Some(endpoint)) => endpoint,
-            Ok(None) => return Err(not_configured()),
-            Err(e) => {
-                tracing::warn!(error = %e, "token endpoint unreadable");
-                return Err(not_configured());
-            }
+        let Some(endpoint) = endpoint else {
+            return Err(not_configured());
         };
         let Some(url) = endpoint.url.as_deref().filter(|u| !u.is_empty()) else {
             tracing::warn!(source = %row.source, "the source has no access_token_url: cannot refresh");
