@@ -105,16 +105,17 @@ pub struct Config {
     #[arg(
         long,
         env = "OAUTHLINK_TOKEN_REFRESH_CONNECT_TIMEOUT_SECONDS",
-        default_value_t = 5,
+        default_value_t = 3,
         global = true
     )]
     pub token_refresh_connect_timeout_seconds: u64,
 
-    /// Token vault: seconds a refresh at a source's token endpoint may take in all.
+    /// Token vault: seconds a refresh at a source's token endpoint may take in all (below
+    /// the GraphQL query deadline, so a query gets the typed error, not the deadline's).
     #[arg(
         long,
         env = "OAUTHLINK_TOKEN_REFRESH_TIMEOUT_SECONDS",
-        default_value_t = 10,
+        default_value_t = 8,
         global = true
     )]
     pub token_refresh_timeout_seconds: u64,
@@ -125,7 +126,7 @@ pub struct Config {
     #[arg(
         long,
         env = "OAUTHLINK_TOKEN_REFRESH_WAIT_SECONDS",
-        default_value_t = 25,
+        default_value_t = 20,
         global = true
     )]
     pub token_refresh_wait_seconds: u64,

@@ -28,8 +28,8 @@ pub struct Timeouts {
 impl Default for Timeouts {
     fn default() -> Self {
         Timeouts {
-            connect: Duration::from_secs(5),
-            total: Duration::from_secs(10),
+            connect: Duration::from_secs(3),
+            total: Duration::from_secs(8),
         }
     }
 }

@@ -36,7 +36,7 @@ impl Default for VaultOptions {
         VaultOptions {
             margin: Duration::from_secs(60),
             timeouts: Timeouts::default(),
-            wait: Duration::from_secs(25),
+            wait: Duration::from_secs(20),
         }
     }
 }

@@ -107,9 +107,9 @@ pub fn config(database_url: &str) -> Config {
         database_timeout_seconds: 3,
         database_max_connections: 8,
         token_refresh_margin_seconds: 60,
-        token_refresh_connect_timeout_seconds: 5,
-        token_refresh_timeout_seconds: 10,
-        token_refresh_wait_seconds: 25,
+        token_refresh_connect_timeout_seconds: 3,
+        token_refresh_timeout_seconds: 8,
+        token_refresh_wait_seconds: 20,
     }
 }
 
