@@ -6,9 +6,9 @@ use crate::config::{Command, Config, SourceCommand, TokenCommand, UserCommand};
 use crate::crypto::{generate_api_key, hash_api_key};
 use crate::custody;
 use crate::domain::Service;
-use crate::domain::model::{PolicyEngineMode, UserMatchingMode};
+use crate::domain::model::{PolicyEngineMode, TokenAuthMethod, UserMatchingMode};
 use crate::domain::permission::Permission;
-use crate::storage::{NewSource, NewToken, NewUser};
+use crate::storage::{NewSource, NewToken, NewUser, TokenEndpointChange};
 
 /// The first superuser's name, as authentik's bootstrap names it.
 pub const BOOTSTRAP_USERNAME: &str = "akadmin";
@@ -169,6 +169,7 @@ pub async fn run(service: &Service, _config: &Config, command: Command) -> anyho
             provider_type,
             authorization_url,
             access_token_url,
+            token_auth_method,
             profile_url,
             consumer_key,
             consumer_secret,
@@ -176,6 +177,10 @@ pub async fn run(service: &Service, _config: &Config, command: Command) -> anyho
             user_matching_mode,
             disabled,
         }) => {
+            let token_auth_method = parse_auth_method(&token_auth_method)?;
+            if let Some(url) = &access_token_url {
+                check_token_url(url)?;
+            }
             if slug.is_empty()
                 || slug.len() > 50
                 || !slug
@@ -192,6 +197,7 @@ pub async fn run(service: &Service, _config: &Config, command: Command) -> anyho
                     format!("user matching mode must be one of {}", known.join(", "))
                 })?;
             let uuid = uuid::Uuid::new_v4();
+            let slug_of_created = slug.clone();
             store
                 .create_source_with(
                     uuid,
@@ -200,7 +206,7 @@ pub async fn run(service: &Service, _config: &Config, command: Command) -> anyho
                             .map(|s| service.seal_consumer_secret(uuid, s.expose_secret())),
                         user_path_template: "goauthentik.io/sources/%(slug)s".to_owned(),
                         name: name.clone(),
-                        slug,
+                        slug: slug.clone(),
                         enabled: !disabled,
                         provider_type,
                         authorization_url,
@@ -216,10 +222,61 @@ pub async fn run(service: &Service, _config: &Config, command: Command) -> anyho
                 .with_context(|| {
                     format!("cannot create source {name:?} (name and slug must be unique)")
                 })?;
+            if token_auth_method != TokenAuthMethod::default() {
+                let change = TokenEndpointChange {
+                    auth_method: Some(token_auth_method),
+                    ..Default::default()
+                };
+                store
+                    .update_token_endpoint(&slug_of_created, change)
+                    .await?;
+            }
             println!("{uuid}");
+        }
+        Command::Source(SourceCommand::Update {
+            slug,
+            access_token_url,
+            token_auth_method,
+            consumer_key,
+            consumer_secret,
+        }) => {
+            if let Some(url) = &access_token_url {
+                check_token_url(url)?;
+            }
+            let auth_method = token_auth_method
+                .as_deref()
+                .map(parse_auth_method)
+                .transpose()?;
+            let uuid = store
+                .source_uuid(&slug)
+                .await?
+                .with_context(|| format!("no source with slug {slug:?}"))?;
+            let change = TokenEndpointChange {
+                access_token_url,
+                auth_method,
+                consumer_key,
+                consumer_secret: consumer_secret
+                    .map(|s| service.seal_consumer_secret(uuid, s.expose_secret())),
+            };
+            if !store.update_token_endpoint(&slug, change).await? {
+                anyhow::bail!("no source with slug {slug:?}");
+            }
         }
     }
     Ok(())
+}
+
+fn parse_auth_method(value: &str) -> anyhow::Result<TokenAuthMethod> {
+    TokenAuthMethod::parse(value).with_context(|| {
+        let known: Vec<_> = TokenAuthMethod::ALL.iter().map(|m| m.as_str()).collect();
+        format!("token auth method must be one of {}", known.join(", "))
+    })
+}
+
+fn check_token_url(url: &str) -> anyhow::Result<()> {
+    crate::token_endpoint::check_url(url)
+        .map(|_| ())
+        .map_err(|e| anyhow::anyhow!("--access-token-url: {e}"))
 }
 
 fn parse_permissions(codenames: &[String]) -> anyhow::Result<Vec<Permission>> {
@@ -237,6 +294,10 @@ async fn rekey(service: &Service, batch: u64) -> anyhow::Result<()> {
         "user_oauth_source_connections.access_token: {}",
         report.tokens
     );
+    println!(
+        "user_oauth_source_connections.refresh_token: {}",
+        report.refresh_tokens
+    );
     println!("sources.consumer_secret: {}", report.secrets);
     for (key, n) in custody::old_key_use(service).await? {
         if n == 0 {
@@ -251,6 +312,7 @@ async fn rekey(service: &Service, batch: u64) -> anyhow::Result<()> {
         .tokens
         .failed
         .iter()
+        .chain(&report.refresh_tokens.failed)
         .chain(&report.secrets.failed)
         .collect();
     for (row, reason) in &failed {

@@ -93,6 +93,61 @@ pub struct Config {
         global = true
     )]
     pub database_max_connections: u32,
+
+    /// Token vault: an access token expiring within this many seconds is refreshed at its
+    /// source before it is handed out.
+    #[arg(
+        long,
+        env = "OAUTHLINK_TOKEN_REFRESH_MARGIN_SECONDS",
+        default_value_t = 60,
+        global = true
+    )]
+    pub token_refresh_margin_seconds: u64,
+
+    /// Token vault: seconds to connect to a source's token endpoint.
+    #[arg(
+        long,
+        env = "OAUTHLINK_TOKEN_REFRESH_CONNECT_TIMEOUT_SECONDS",
+        default_value_t = 3,
+        global = true
+    )]
+    pub token_refresh_connect_timeout_seconds: u64,
+
+    /// Token vault: seconds a refresh at a source's token endpoint may take in all (below
+    /// the GraphQL query deadline, so a query gets the typed error, not the deadline's).
+    #[arg(
+        long,
+        env = "OAUTHLINK_TOKEN_REFRESH_TIMEOUT_SECONDS",
+        default_value_t = 8,
+        global = true
+    )]
+    pub token_refresh_timeout_seconds: u64,
+
+    /// Token vault: seconds a reader waits for another instance's (or request's) refresh of
+    /// the same connection before it is answered PROVIDER_UNAVAILABLE (reason `busy`).
+    /// Should exceed the refresh timeout.
+    #[arg(
+        long,
+        env = "OAUTHLINK_TOKEN_REFRESH_WAIT_SECONDS",
+        default_value_t = 20,
+        global = true
+    )]
+    pub token_refresh_wait_seconds: u64,
+}
+
+impl Config {
+    /// The token vault's settings.
+    pub fn vault_options(&self) -> crate::domain::vault::VaultOptions {
+        use std::time::Duration;
+        crate::domain::vault::VaultOptions {
+            margin: Duration::from_secs(self.token_refresh_margin_seconds),
+            timeouts: crate::token_endpoint::Timeouts {
+                connect: Duration::from_secs(self.token_refresh_connect_timeout_seconds.max(1)),
+                total: Duration::from_secs(self.token_refresh_timeout_seconds.max(1)),
+            },
+            wait: Duration::from_secs(self.token_refresh_wait_seconds.max(1)),
+        }
+    }
 }
 
 /// A secret from the command line or environment: held so that `Debug` never shows it.
@@ -476,8 +531,13 @@ pub enum SourceCommand {
         provider_type: String,
         #[arg(long)]
         authorization_url: Option<String>,
+        /// The token endpoint (refresh grant of the token vault): http(s) only.
         #[arg(long)]
         access_token_url: Option<String>,
+        /// How the token endpoint authenticates the client: `client_secret_basic` (default)
+        /// or `client_secret_post`.
+        #[arg(long, default_value = "client_secret_basic")]
+        token_auth_method: String,
         #[arg(long)]
         profile_url: Option<String>,
         #[arg(long, default_value = "")]
@@ -491,6 +551,24 @@ pub enum SourceCommand {
         user_matching_mode: String,
         #[arg(long)]
         disabled: bool,
+    },
+    /// Change what the token vault's refresh grant uses (the source's token endpoint, its
+    /// client authentication and credentials); options left out keep their value.
+    Update {
+        /// The source to change.
+        #[arg(long)]
+        slug: String,
+        /// The token endpoint: http(s) only.
+        #[arg(long)]
+        access_token_url: Option<String>,
+        /// `client_secret_basic` or `client_secret_post`.
+        #[arg(long)]
+        token_auth_method: Option<String>,
+        #[arg(long)]
+        consumer_key: Option<String>,
+        /// Sealed at rest; never shown again.
+        #[arg(long, env = "OAUTHLINK_CONSUMER_SECRET", hide_env_values = true, value_parser = secret)]
+        consumer_secret: Option<SecretString>,
     },
 }
 

@@ -33,6 +33,9 @@ pub enum Slot {
     /// writer who moves a token together with its row key can move it only between two rows
     /// of the same user.
     AccessToken { row_key: Uuid, user: i32 },
+    /// A connection's refresh token, bound as its access token is (its own column name keeps
+    /// one from opening as the other).
+    RefreshToken { row_key: Uuid, user: i32 },
     /// A source's consumer secret; the source's uuid pk is chosen before its INSERT.
     ConsumerSecret { source: Uuid },
 }
@@ -42,6 +45,9 @@ impl Slot {
         match self {
             Slot::AccessToken { row_key, user } => {
                 format!("oauthlink:v2:user_oauth_source_connections:access_token:{row_key}:{user}")
+            }
+            Slot::RefreshToken { row_key, user } => {
+                format!("oauthlink:v2:user_oauth_source_connections:refresh_token:{row_key}:{user}")
             }
             Slot::ConsumerSecret { source } => {
                 format!("oauthlink:v2:sources:consumer_secret:{source}")
@@ -53,6 +59,7 @@ impl Slot {
     fn aad_v1(self) -> &'static [u8] {
         match self {
             Slot::AccessToken { .. } => b"user_oauth_source_connections.access_token",
+            Slot::RefreshToken { .. } => b"user_oauth_source_connections.refresh_token",
             Slot::ConsumerSecret { .. } => b"sources.consumer_secret",
         }
     }

@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::crypto::{KeyInfo, Keyring, OpenError, SealedBy, Slot};
 use crate::domain::Service;
 use crate::storage::{
-    Backend, RecordedKey, SealedSecret, SealedToken, SecretReseal, Store, TokenReseal,
+    Backend, RecordedKey, SealedSecret, SealedToken, SecretReseal, Store, TokenColumn, TokenReseal,
 };
 
 /// The keyring the configuration names: `OAUTHLINK_SECRET_KEY` (+ `OAUTHLINK_SECRET_KEYS_OLD`),
@@ -143,7 +143,7 @@ pub async fn check(store: &Store, keyring: &Keyring) -> anyhow::Result<()> {
     let (tokens, secrets) = store.sample_sealed().await?;
     let samples = tokens
         .iter()
-        .map(|t| (token_slot(t), &t.sealed))
+        .map(|t| (token_slot(TokenColumn::Access, t), &t.sealed))
         .chain(secrets.iter().map(|s| (secret_slot(s), &s.sealed)));
     let mut unknown = BTreeSet::new();
     let mut legacy = Vec::new();
@@ -196,10 +196,11 @@ fn record(key: &KeyInfo, legacy: bool) -> RecordedKey {
 
 /// A stored token's slot. A null row key (rows from before row keys) only fits version 1
 /// values, whose associated data does not use it.
-fn token_slot(t: &SealedToken) -> Slot {
-    Slot::AccessToken {
-        row_key: t.row_key.unwrap_or_default(),
-        user: t.user,
+fn token_slot(column: TokenColumn, t: &SealedToken) -> Slot {
+    let (row_key, user) = (t.row_key.unwrap_or_default(), t.user);
+    match column {
+        TokenColumn::Access => Slot::AccessToken { row_key, user },
+        TokenColumn::Refresh => Slot::RefreshToken { row_key, user },
     }
 }
 
@@ -262,6 +263,7 @@ impl std::fmt::Display for Tally {
 #[derive(Clone, Debug, Default)]
 pub struct RekeyReport {
     pub tokens: Tally,
+    pub refresh_tokens: Tally,
     pub secrets: Tally,
 }
 
@@ -280,50 +282,22 @@ pub async fn rekey(service: &Service, batch: u64) -> anyhow::Result<RekeyReport>
     // Rows created after this point were sealed with the current key (every instance has it
     // by now, step 1 of the rotation): stopping here keeps a rekey from chasing the creates.
     let upto = store.last_connection_pk().await?;
-    let mut after = 0;
-    loop {
-        let rows = store.tokens_after(after, upto, batch.max(1)).await?;
-        let Some(last) = rows.last() else { break };
-        after = last.pk;
-        let tally = &mut report.tokens;
-        tally.checked += rows.len() as u64;
-        let mut pending = rows;
-        for attempt in 0..=RETRIES {
-            let mut reseals = Vec::new();
-            for t in &pending {
-                match ring.open(token_slot(t), &t.sealed) {
-                    Ok(o) if o.current => tally.already_current += 1,
-                    Ok(o) => {
-                        let row_key = t.row_key.unwrap_or_else(Uuid::new_v4);
-                        let slot = Slot::AccessToken {
-                            row_key,
-                            user: t.user,
-                        };
-                        reseals.push(TokenReseal {
-                            pk: t.pk,
-                            old: t.sealed.clone(),
-                            new: ring.seal(slot, &o.plaintext),
-                            row_key,
-                        });
-                    }
-                    Err(e) => tally.failed.push((format!("connection {}", t.pk), e)),
-                }
-            }
-            let changed = store.reseal_tokens(&reseals).await?;
-            tally.resealed += (reseals.len() - changed.len()) as u64;
-            if changed.is_empty() {
-                break;
-            }
-            pending = store.tokens_by_pk(&changed).await?;
-            tally.gone += (changed.len() - pending.len()) as u64;
-            if attempt == RETRIES {
-                anyhow::bail!(
-                    "connections {changed:?} kept changing while being re-sealed; run rekey again"
-                );
-            }
-        }
-        tracing::info!(after, "rekey: access tokens up to this connection done");
-    }
+    rekey_tokens(
+        service,
+        TokenColumn::Access,
+        upto,
+        batch,
+        &mut report.tokens,
+    )
+    .await?;
+    rekey_tokens(
+        service,
+        TokenColumn::Refresh,
+        upto,
+        batch,
+        &mut report.refresh_tokens,
+    )
+    .await?;
     let mut after = None;
     loop {
         let rows = store.secrets_after(after, batch.max(1)).await?;
@@ -361,6 +335,69 @@ pub async fn rekey(service: &Service, batch: u64) -> anyhow::Result<RekeyReport>
         }
     }
     Ok(report)
+}
+
+/// Re-seals one token column of the connections up to `upto` (see `rekey`).
+async fn rekey_tokens(
+    service: &Service,
+    column: TokenColumn,
+    upto: i32,
+    batch: u64,
+    tally: &mut Tally,
+) -> anyhow::Result<()> {
+    let store = service.store();
+    let ring = service.keyring();
+    let mut after = 0;
+    loop {
+        let rows = store
+            .tokens_after(column, after, upto, batch.max(1))
+            .await?;
+        let Some(last) = rows.last() else { break };
+        after = last.pk;
+        tally.checked += rows.len() as u64;
+        let mut pending = rows;
+        for attempt in 0..=RETRIES {
+            let mut reseals = Vec::new();
+            for t in &pending {
+                match ring.open(token_slot(column, t), &t.sealed) {
+                    Ok(o) if o.current => tally.already_current += 1,
+                    Ok(o) => {
+                        // A row from before row keys gets one with its re-sealed access
+                        // token; a refresh token always has its row's.
+                        let row_key = t.row_key.unwrap_or_else(Uuid::new_v4);
+                        let slot = token_slot(
+                            column,
+                            &SealedToken {
+                                row_key: Some(row_key),
+                                ..t.clone()
+                            },
+                        );
+                        reseals.push(TokenReseal {
+                            pk: t.pk,
+                            old: t.sealed.clone(),
+                            new: ring.seal(slot, &o.plaintext),
+                            row_key,
+                        });
+                    }
+                    Err(e) => tally.failed.push((format!("connection {}", t.pk), e)),
+                }
+            }
+            let changed = store.reseal_column(column, &reseals).await?;
+            tally.resealed += (reseals.len() - changed.len()) as u64;
+            if changed.is_empty() {
+                break;
+            }
+            pending = store.tokens_by_pk(column, &changed).await?;
+            tally.gone += (changed.len() - pending.len()) as u64;
+            if attempt == RETRIES {
+                anyhow::bail!(
+                    "connections {changed:?} kept changing while being re-sealed; run rekey again"
+                );
+            }
+        }
+        tracing::info!(after, ?column, "rekey: tokens up to this connection done");
+    }
+    Ok(())
 }
 
 /// How many values each configured old key still seals (after a rekey: 0 means it may go).

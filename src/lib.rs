@@ -17,3 +17,4 @@ pub mod storage;
 pub mod strict_json;
 pub mod telemetry;
 pub mod throttle;
+pub mod token_endpoint;

@@ -51,7 +51,8 @@ async fn link(
     identifier: &str,
 ) -> Option<i32> {
     let body = json!({"source": source, "identifier": identifier, "user": user,
-                      "access_token": token_of(identifier)});
+                      "access_token": token_of(identifier),
+                      "refresh_token": refresh_of(identifier)});
     let r = client
         .post(format!("{base}{REST}"))
         .bearer_auth(key)
@@ -69,6 +70,10 @@ async fn link(
 
 fn token_of(identifier: &str) -> String {
     format!("gho_{identifier}_secret")
+}
+
+fn refresh_of(identifier: &str) -> String {
+    format!("ghr_{identifier}_secret")
 }
 
 /// Creates `n` users through the library (faster than the CLI) and closes it.
@@ -126,6 +131,22 @@ async fn open_all_with(url: &str, key: &str) -> usize {
             "connection {}",
             row.id
         );
+        // Its refresh token (if the row has one) opens too, in its own slot.
+        for refresh in service
+            .store()
+            .tokens_by_pk(oauthlink::storage::TokenColumn::Refresh, &[row.id])
+            .await
+            .unwrap()
+        {
+            let slot = oauthlink::crypto::Slot::RefreshToken {
+                row_key: refresh
+                    .row_key
+                    .expect("rows with a refresh token have a row key"),
+                user: refresh.user,
+            };
+            let opened = service.keyring().open(slot, &refresh.sealed).unwrap();
+            assert_eq!(opened.plaintext, refresh_of(&row.identifier));
+        }
     }
     service.store().clone().close().await;
     rows.len()
@@ -388,6 +409,15 @@ async fn rekey_under_concurrent_creates_leaves_every_value_with_the_new_key() {
         stdout.contains("consumer_secret: 1 checked, 1 re-sealed"),
         "{stdout}"
     );
+    // Refresh tokens are re-sealed like access tokens (issue 15).
+    let refresh_line = stdout
+        .lines()
+        .find(|l| l.contains("refresh_token:"))
+        .unwrap_or_default();
+    assert!(
+        refresh_line.contains(&format!(" checked, {BEFORE} re-sealed, ")),
+        "{stdout}"
+    );
     assert!(stdout.contains("seals nothing any more"), "{stdout}");
     let db = db(&url).await;
     let all = BEFORE + created;
@@ -627,6 +657,8 @@ async fn version_1_databases_start_with_their_key_and_rekey_upgrades_them() {
         &token_of("octocat"),
     )));
     row.row_key = Set(None);
+    // Version 1 knew no refresh tokens.
+    row.refresh_token = Set(None);
     row.update(&db).await.unwrap();
     entity::sealing_key::Entity::delete_many()
         .exec(&db)

@@ -12,6 +12,8 @@ pub struct Model {
     pub connection_id: i32,
     pub source_id: Option<Uuid>,
     pub identifier: Option<String>,
+    /// The connection's user (whose token a `read_token` event is about).
+    pub owner_id: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -29,6 +29,9 @@ pub struct Model {
     /// Sealed with the service's secret key (AEAD), never returned.
     pub consumer_secret: Option<Vec<u8>>,
     pub created: DateTimeUtc,
+    /// How the refresh grant authenticates at `access_token_url`: `client_secret_basic`
+    /// or `client_secret_post`.
+    pub token_auth_method: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

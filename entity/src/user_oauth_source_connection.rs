@@ -16,6 +16,11 @@ pub struct Model {
     pub last_updated: DateTimeUtc,
     /// The row identity bound into the sealed access token (null on rows from before it).
     pub row_key: Option<Uuid>,
+    /// Sealed like the access token (same row identity); write-only through every API.
+    pub refresh_token: Option<Vec<u8>>,
+    /// Set when the source refused the refresh token (`invalid_grant`): the user must link
+    /// again. Cleared by a write of a new token.
+    pub relink_required_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

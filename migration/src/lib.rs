@@ -6,6 +6,7 @@ mod m20261201_000001_list_indexes;
 mod m20261204_000001_identifier_text;
 mod m20261204_000001_key_custody;
 mod m20261205_000001_oidc_subjects;
+mod m20261205_000002_token_vault;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000001_identifier_text::Migration),
             Box::new(m20261204_000001_key_custody::Migration),
             Box::new(m20261205_000001_oidc_subjects::Migration),
+            Box::new(m20261205_000002_token_vault::Migration),
         ]
     }
 }

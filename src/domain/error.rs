@@ -127,8 +127,58 @@ pub enum Error {
     /// The connection was lost after a write was sent (or while it committed): it may or
     /// may not be stored. Clients read back before retrying.
     OutcomeUnknown,
+    /// The source refused the stored refresh token (`invalid_grant`: revoked, expired or
+    /// reused): the user must link the account again. The connection is marked so.
+    RelinkRequired,
+    /// The source's token endpoint could not refresh the token now (timeout, network error,
+    /// 5xx, an answer that is no token, or another refresh of the same token still running
+    /// past the wait): nothing stored changed; retry later.
+    ProviderUnavailable(ProviderProblem),
     /// Anything else. Logged with `id`; the message shown is masked.
     Internal { id: uuid::Uuid },
+}
+
+/// Why a refresh at the source failed without an answer to act on. Logged and rendered as a
+/// short code; the provider's own error text never is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProviderProblem {
+    /// No answer within the connect or total timeout.
+    Timeout,
+    /// Connection refused, reset, or TLS failure.
+    Network,
+    /// The token endpoint answered 5xx (or 429).
+    ServerError,
+    /// The answer was not a usable token response, or was larger than the bound.
+    BadResponse,
+    /// The source refused the client or the request (an OAuth error other than
+    /// `invalid_grant`, e.g. `invalid_client`): its configuration needs fixing.
+    Rejected,
+    /// The source has no usable token endpoint or client credentials configured.
+    NotConfigured,
+    /// Another refresh of the same connection ran past the bounded wait.
+    Busy,
+}
+
+impl ProviderProblem {
+    /// The source answered, but not usably: a gateway's error (502), not an outage (503).
+    pub fn bad_gateway(self) -> bool {
+        matches!(
+            self,
+            ProviderProblem::BadResponse | ProviderProblem::Rejected
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderProblem::Timeout => "timeout",
+            ProviderProblem::Network => "network",
+            ProviderProblem::ServerError => "server_error",
+            ProviderProblem::BadResponse => "bad_response",
+            ProviderProblem::Rejected => "rejected",
+            ProviderProblem::NotConfigured => "not_configured",
+            ProviderProblem::Busy => "busy",
+        }
+    }
 }
 
 impl Error {
@@ -165,6 +215,8 @@ impl fmt::Display for Error {
             Error::RateLimited { .. } => f.write_str("rate limited"),
             Error::Unavailable => f.write_str("database unavailable"),
             Error::OutcomeUnknown => f.write_str("outcome of the write unknown"),
+            Error::RelinkRequired => f.write_str("the source refused the refresh token"),
+            Error::ProviderUnavailable(p) => write!(f, "token refresh failed ({})", p.as_str()),
             Error::Internal { id } => write!(f, "internal error {id}"),
         }
     }

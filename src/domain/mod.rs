@@ -6,6 +6,7 @@ pub mod permission;
 pub mod search;
 pub mod service;
 pub mod validation;
+pub mod vault;
 
 pub use error::{Error, Result};
 pub use service::Service;

@@ -40,6 +40,22 @@ str_enum!(UserMatchingMode {
     UsernameDeny => "username_deny",
 });
 
+/// How a client authenticates at a source's token endpoint (RFC 6749 §2.3.1; OpenID
+/// Connect's `token_endpoint_auth_method` names).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TokenAuthMethod {
+    /// HTTP Basic with the form-encoded client id and secret (the default).
+    #[default]
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
+}
+
+str_enum!(TokenAuthMethod {
+    ClientSecretBasic => "client_secret_basic",
+    ClientSecretPost => "client_secret_post",
+});
+
 /// The kind of a source decides the read-only values the APIs show.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SourceKind {
@@ -103,6 +119,8 @@ pub struct Connection {
     pub expires: Option<DateTime<Utc>>,
     /// The row identity its sealed access token is bound to (storage only, never shown).
     pub row_key: Option<Uuid>,
+    /// The source refused the refresh token: the user must link again.
+    pub needs_relink: bool,
 }
 
 /// A connection together with its source, as every API returns it.
@@ -129,6 +147,8 @@ pub struct NewConnection {
     pub user: Patch<i32>,
     pub identifier: Patch<String>,
     pub access_token: Patch<String>,
+    /// Write-only, sealed like the access token.
+    pub refresh_token: Patch<String>,
     pub expires: Patch<DateTime<Utc>>,
     pub identifier_limit: IdentifierLimit,
 }
@@ -139,6 +159,8 @@ pub struct ConnectionChanges {
     pub source: Patch<Uuid>,
     pub identifier: Patch<String>,
     pub access_token: Patch<String>,
+    /// Write-only, sealed like the access token.
+    pub refresh_token: Patch<String>,
     pub expires: Patch<DateTime<Utc>>,
     pub identifier_limit: IdentifierLimit,
 }
@@ -206,4 +228,6 @@ pub struct AuditEvent {
     pub connection: i32,
     pub source: Option<Uuid>,
     pub identifier: Option<String>,
+    /// The connection's user when the event was written.
+    pub owner: Option<i32>,
 }

@@ -11,10 +11,13 @@ pub enum Permission {
     ViewSource,
     ChangeSource,
     DeleteSource,
+    /// Read the stored access token of one's own connections (of anyone's together with
+    /// `ViewConnection`), refreshing it when needed.
+    ReadConnectionToken,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 8] = [
+    pub const ALL: [Permission; 9] = [
         Permission::AddConnection,
         Permission::ViewConnection,
         Permission::ChangeConnection,
@@ -23,6 +26,7 @@ impl Permission {
         Permission::ViewSource,
         Permission::ChangeSource,
         Permission::DeleteSource,
+        Permission::ReadConnectionToken,
     ];
 
     pub fn codename(self) -> &'static str {
@@ -35,6 +39,7 @@ impl Permission {
             Permission::ViewSource => "view_oauthsource",
             Permission::ChangeSource => "change_oauthsource",
             Permission::DeleteSource => "delete_oauthsource",
+            Permission::ReadConnectionToken => "read_useroauthsourceconnection_token",
         }
     }
 }

@@ -19,7 +19,7 @@ use super::validation::{self, Errors};
 use crate::crypto::{Keyring, OpenError, Slot, hash_api_key};
 use crate::oidc::Verifier;
 use crate::storage::{
-    ConnectionUpdate, Cursor, KeysetPage, NewUser, RowSealed, SealedToken, Store,
+    ConnectionUpdate, Cursor, KeysetPage, NewUser, RowSealed, SealedToken, SealedTokens, Store,
 };
 
 #[derive(Clone, Debug)]
@@ -29,6 +29,7 @@ pub struct Service {
     caches: Caches,
     /// The trusted OpenID Connect issuers (none: JWTs are refused).
     oidc: Option<Arc<Verifier>>,
+    vault: super::vault::Vault,
 }
 
 /// The REST list's raw filter parameters.
@@ -55,6 +56,8 @@ impl Service {
             keyring,
             caches: Caches::default(),
             oidc: None,
+            vault: super::vault::Vault::new(super::vault::VaultOptions::default())
+                .expect("the TLS backend of the token client initialises"),
         }
     }
 
@@ -62,6 +65,16 @@ impl Service {
     pub fn with_oidc(mut self, verifier: Arc<Verifier>) -> Self {
         self.oidc = Some(verifier).filter(|v| !v.is_empty());
         self
+    }
+
+    /// The same service with other token vault settings.
+    pub fn with_vault(mut self, options: super::vault::VaultOptions) -> anyhow::Result<Self> {
+        self.vault = super::vault::Vault::new(options)?;
+        Ok(self)
+    }
+
+    pub(super) fn vault(&self) -> &super::vault::Vault {
+        &self.vault
     }
 
     pub fn keyring(&self) -> &Keyring {
@@ -197,6 +210,8 @@ impl Service {
         // one write (the pk is only known after it).
         let row_key = Uuid::new_v4();
         let access_token = self.seal_token(&mut errors, input.access_token, row_key, user);
+        let refresh_token =
+            self.seal_refresh_token(&mut errors, input.refresh_token, row_key, user);
         let expires = optional(input.expires);
         errors.into_result()?;
         let (Some(user), Some(source), Some(identifier)) = (user, source, identifier) else {
@@ -213,14 +228,16 @@ impl Service {
         // Uniqueness: the insert itself decides.
         let inserted = self
             .store
-            .insert_connection(
+            .insert_connection_with(
                 caller.user_id,
                 user,
                 source,
                 identifier,
-                access_token
-                    .flatten()
-                    .map(|sealed| RowSealed { row_key, sealed }),
+                SealedTokens {
+                    row_key,
+                    access: access_token.flatten(),
+                    refresh: refresh_token.flatten(),
+                },
                 expires,
             )
             .await;
@@ -287,6 +304,23 @@ impl Service {
                 .check(validation::secret("access_token", &t))
                 .and(user)
                 .map(|user| Some(self.keyring.seal(Slot::AccessToken { row_key, user }, &t))),
+        }
+    }
+
+    /// As `seal_token`, for the refresh token (its own slot: one never opens as the other).
+    fn seal_refresh_token(
+        &self,
+        errors: &mut Errors,
+        token: Patch<String>,
+        row_key: Uuid,
+        user: Option<i32>,
+    ) -> Option<Option<Vec<u8>>> {
+        match token {
+            Patch::Absent | Patch::Null => Some(None),
+            Patch::Value(t) => errors
+                .check(validation::secret("refresh_token", &t))
+                .and(user)
+                .map(|user| Some(self.keyring.seal(Slot::RefreshToken { row_key, user }, &t))),
         }
     }
 
@@ -378,6 +412,21 @@ impl Service {
                 }
             }
         };
+        let refresh_token = match changes.refresh_token {
+            Patch::Absent => Patch::Absent,
+            Patch::Null => Patch::Null,
+            Patch::Value(t) => match self.seal_refresh_token(
+                &mut errors,
+                Patch::Value(t),
+                row_key,
+                Some(current.user),
+            ) {
+                Some(Some(sealed)) => Patch::Value(sealed),
+                _ => Patch::Absent,
+            },
+        };
+        let new_token =
+            matches!(access_token, Patch::Value(_)) || matches!(refresh_token, Patch::Value(_));
         errors.into_result()?;
         // The response's source is read before the write: once the write has committed, a
         // failed read must not answer "unavailable" (as if nothing was written).
@@ -395,8 +444,9 @@ impl Service {
                 ConnectionUpdate {
                     source,
                     identifier,
-                    row_key: matches!(access_token, Patch::Value(_)).then_some(row_key),
+                    row_key: new_token.then_some(row_key),
                     access_token,
+                    refresh_token,
                     expires: changes.expires,
                 },
             )

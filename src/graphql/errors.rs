@@ -53,10 +53,16 @@ pub enum ErrorCode {
     QueryLimitExceeded,
     /// The request body arrived too slowly. HTTP 408.
     RequestTimeout,
+    /// The source refused the connection's refresh token (revoked, expired or reused): the
+    /// user must link the account again; the connection's `needsRelink` is true.
+    RelinkRequired,
+    /// The source's token endpoint could not refresh the token now (timeout, network, 5xx,
+    /// unusable answer; see `extensions.reason`). Nothing stored changed; retry later.
+    ProviderUnavailable,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 17] = [
         ErrorCode::Unauthenticated,
         ErrorCode::Forbidden,
         ErrorCode::BadUserInput,
@@ -72,6 +78,8 @@ impl ErrorCode {
         ErrorCode::GraphqlValidationFailed,
         ErrorCode::QueryLimitExceeded,
         ErrorCode::RequestTimeout,
+        ErrorCode::RelinkRequired,
+        ErrorCode::ProviderUnavailable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -91,6 +99,8 @@ impl ErrorCode {
             ErrorCode::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
             ErrorCode::QueryLimitExceeded => "QUERY_LIMIT_EXCEEDED",
             ErrorCode::RequestTimeout => "REQUEST_TIMEOUT",
+            ErrorCode::RelinkRequired => "RELINK_REQUIRED",
+            ErrorCode::ProviderUnavailable => "PROVIDER_UNAVAILABLE",
         }
     }
 }
@@ -99,6 +109,7 @@ impl ErrorCode {
 fn graphql_field(field: &str) -> String {
     match field {
         "access_token" => "accessToken".to_owned(),
+        "refresh_token" => "refreshToken".to_owned(),
         NON_FIELD_ERRORS => "nonFieldErrors".to_owned(),
         other => other.to_owned(),
     }
@@ -203,6 +214,21 @@ pub fn render(error: Error) -> async_graphql::Error {
              stored. Read it back before retrying.",
             ErrorCode::OutcomeUnknown,
         ),
+        Error::RelinkRequired => with_code(
+            "The source refused the stored refresh token: the user must link the account again.",
+            ErrorCode::RelinkRequired,
+        ),
+        Error::ProviderUnavailable(problem) => {
+            let mut e = with_code(
+                "The source's token endpoint could not refresh the token; nothing was changed. \
+                 Retry later.",
+                ErrorCode::ProviderUnavailable,
+            );
+            if let Some(ext) = e.extensions.as_mut() {
+                ext.set("reason", problem.as_str());
+            }
+            e
+        }
         Error::Internal { id } => {
             let mut e = with_code("Internal server error.", ErrorCode::InternalServerError);
             if let Some(ext) = e.extensions.as_mut() {
@@ -225,6 +251,9 @@ pub fn refusal(error: Error) -> axum::response::Response {
         Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         Error::OutcomeUnknown => StatusCode::GATEWAY_TIMEOUT,
+        Error::RelinkRequired => StatusCode::CONFLICT,
+        Error::ProviderUnavailable(p) if p.bad_gateway() => StatusCode::BAD_GATEWAY,
+        Error::ProviderUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         Error::Validation(_) | Error::NotFound | Error::Conflict(_) => StatusCode::BAD_REQUEST,
     };
@@ -287,6 +316,7 @@ fn known_field(name: &str) -> Option<&'static str> {
         "source" => "source",
         "user" => "user",
         "accessToken" => "access_token",
+        "refreshToken" => "refresh_token",
         "expires" => "expires",
         _ => return None,
     })

@@ -5,6 +5,7 @@ pub mod graphiql;
 mod mutation;
 mod query;
 mod types;
+mod vault;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -12,7 +13,9 @@ use std::time::Duration;
 
 use async_graphql::http::parse_query_string;
 use async_graphql::parser::types::OperationType;
-use async_graphql::{Context, EmptySubscription, Request, Schema as GqlSchema, ServerError};
+use async_graphql::{
+    Context, EmptySubscription, MergedObject, Request, Schema as GqlSchema, ServerError,
+};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequestParts, RawQuery, State};
@@ -28,18 +31,31 @@ use crate::domain::permission::Principal;
 use crate::domain::{Error, Service};
 use crate::server::AppState;
 
-pub type Schema = GqlSchema<query::Query, mutation::Mutation, EmptySubscription>;
+// The root types: the connection API and the token vault's operations (graphql/vault.rs).
+#[derive(MergedObject, Default)]
+#[graphql(name = "Query")]
+pub struct QueryRoot(query::Query, vault::VaultQuery);
+
+#[derive(MergedObject, Default)]
+#[graphql(name = "Mutation")]
+pub struct MutationRoot(mutation::Mutation, vault::VaultMutation);
+
+pub type Schema = GqlSchema<QueryRoot, MutationRoot, EmptySubscription>;
 
 /// Limits that still allow the standard introspection query.
 pub const MAX_DEPTH: usize = 16;
 pub const MAX_COMPLEXITY: usize = 1000;
 
 pub fn schema(service: Option<Service>) -> Schema {
-    let mut builder = GqlSchema::build(query::Query, mutation::Mutation, EmptySubscription)
-        .limit_depth(MAX_DEPTH)
-        .limit_complexity(MAX_COMPLEXITY)
-        .limit_recursive_depth(64)
-        .extension(ErrorCodes);
+    let mut builder = GqlSchema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        EmptySubscription,
+    )
+    .limit_depth(MAX_DEPTH)
+    .limit_complexity(MAX_COMPLEXITY)
+    .limit_recursive_depth(64)
+    .extension(ErrorCodes);
     if let Some(service) = service {
         builder = builder.data(service);
     }

@@ -9,6 +9,7 @@ use crate::domain::model::{ConnectionChanges, IdentifierLimit, NewConnection, Pa
 use crate::domain::service::UpdateKind;
 use crate::domain::validation::Errors;
 
+#[derive(Default)]
 pub struct Mutation;
 
 fn patch<T>(value: MaybeUndefined<T>) -> Patch<T> {
@@ -19,7 +20,8 @@ fn patch<T>(value: MaybeUndefined<T>) -> Patch<T> {
     }
 }
 
-#[Object]
+// Merged into the root type (graphql/mod.rs); its own name never shows.
+#[Object(name = "ConnectionMutation")]
 impl Mutation {
     /// Links a user (default: the caller) to an external identity at a source. Needs the
     /// `add_useroauthsourceconnection` permission; another user's link needs a superuser.
@@ -35,6 +37,7 @@ impl Mutation {
             user: patch(input.user),
             identifier: Patch::Value(input.identifier),
             access_token: patch(input.access_token),
+            refresh_token: patch(input.refresh_token),
             expires: patch(input.expires),
             // GraphQL keeps 255 characters in every generation (domain/model.rs).
             identifier_limit: IdentifierLimit::Classic,
@@ -59,6 +62,7 @@ impl Mutation {
             source: Patch::Absent,
             identifier: patch(input.identifier),
             access_token: patch(input.access_token),
+            refresh_token: patch(input.refresh_token),
             expires: patch(input.expires),
             identifier_limit: IdentifierLimit::Classic,
         };

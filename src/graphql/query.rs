@@ -15,6 +15,7 @@ use crate::domain::service::Service;
 use crate::domain::validation;
 use crate::storage::{Cursor, KeysetPage};
 
+#[derive(Default)]
 pub struct Query;
 
 pub const MAX_PAGE: i32 = 100;
@@ -71,7 +72,8 @@ fn bad_input(field: &'static str, message: &str) -> async_graphql::Error {
     ))
 }
 
-#[Object]
+// Merged into the root type (graphql/mod.rs); its own name never shows.
+#[Object(name = "ConnectionQuery")]
 impl Query {
     /// The caller, with their permissions.
     async fn me(&self, ctx: &Context<'_>) -> Result<Me> {
@@ -251,6 +253,7 @@ impl Query {
                     connection: e.connection,
                     source: e.source,
                     identifier: e.identifier,
+                    owner: e.owner,
                 })
                 .collect(),
         })

@@ -98,7 +98,11 @@ pub struct UserOAuthSourceConnection {
     pub identifier: String,
     pub created: DateTime<Utc>,
     pub last_updated: DateTime<Utc>,
+    /// When the stored access token expires.
     pub expires: Option<DateTime<Utc>>,
+    /// The source refused the stored refresh token: the user must link the account again
+    /// (a new token written by an update clears it).
+    pub needs_relink: bool,
 }
 
 impl From<ConnectionWithSource> for UserOAuthSourceConnection {
@@ -112,6 +116,7 @@ impl From<ConnectionWithSource> for UserOAuthSourceConnection {
             created: connection.created,
             last_updated: connection.last_updated,
             expires: connection.expires,
+            needs_relink: connection.needs_relink,
         }
     }
 }
@@ -128,16 +133,24 @@ pub struct CreateUserOAuthConnectionInput {
     /// Stored encrypted; write-only: never returned.
     #[graphql(secret)]
     pub access_token: MaybeUndefined<String>,
+    /// Stored encrypted; write-only: never returned. Used to refresh the access token at the
+    /// source's token endpoint.
+    #[graphql(secret)]
+    pub refresh_token: MaybeUndefined<String>,
+    /// When the access token expires (the vault refreshes it from then, less the margin).
     pub expires: MaybeUndefined<DateTime<Utc>>,
 }
 
-/// Absent fields keep their value; `null` clears `accessToken` and `expires`.
+/// Absent fields keep their value; `null` clears `accessToken`, `refreshToken` and
+/// `expires`. A new token clears `needsRelink`.
 #[derive(InputObject, Debug)]
 #[graphql(name = "UpdateUserOAuthSourceConnectionInput")]
 pub struct UpdateUserOAuthSourceConnectionInput {
     pub identifier: MaybeUndefined<String>,
     #[graphql(secret)]
     pub access_token: MaybeUndefined<String>,
+    #[graphql(secret)]
+    pub refresh_token: MaybeUndefined<String>,
     pub expires: MaybeUndefined<DateTime<Utc>>,
 }
 
@@ -226,11 +239,15 @@ pub struct AuditEvent {
     pub created: DateTime<Utc>,
     /// The acting user's pk.
     pub actor: Option<i32>,
-    /// `create`, `update` or `delete`.
+    /// `create`, `update`, `delete`, `read_token` (a token was handed out),
+    /// `refresh_token` (refreshed at the source) or `relink_required` (the source refused
+    /// the refresh token).
     pub action: String,
     pub connection: i32,
     pub source: Option<Uuid>,
     pub identifier: Option<String>,
+    /// The connection's user (whose token a `read_token` is).
+    pub owner: Option<i32>,
 }
 
 #[derive(SimpleObject, Clone, Debug)]

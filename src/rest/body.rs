@@ -216,6 +216,7 @@ pub fn new_connection(map: &Map<String, Value>, shape: RestShape) -> (NewConnect
         source: uuid_pk(map, "source", &mut errors),
         identifier: char_field(map, "identifier", &mut errors),
         access_token: char_field(map, "access_token", &mut errors),
+        refresh_token: char_field(map, "refresh_token", &mut errors),
         expires: datetime(map, "expires", &mut errors),
         identifier_limit: identifier_limit(shape),
     };
@@ -228,6 +229,7 @@ pub fn changes(map: &Map<String, Value>, shape: RestShape) -> (ConnectionChanges
         source: uuid_pk(map, "source", &mut errors),
         identifier: char_field(map, "identifier", &mut errors),
         access_token: char_field(map, "access_token", &mut errors),
+        refresh_token: char_field(map, "refresh_token", &mut errors),
         expires: datetime(map, "expires", &mut errors),
         identifier_limit: identifier_limit(shape),
     };

@@ -116,6 +116,33 @@ impl IntoResponse for RestError {
                  be stored. Read it back before retrying.",
                 "outcome_unknown",
             ),
+            // 409: the request conflicts with the connection's state (its link is broken);
+            // retrying cannot help until the user links again.
+            Error::RelinkRequired => coded(
+                StatusCode::CONFLICT,
+                "The source refused the stored refresh token: the user must link the account \
+                 again.",
+                "relink_required",
+            ),
+            // The provider, not this service, failed; nothing stored changed. 502 when it
+            // answered unusably, 503 when it did not answer (or another refresh ran long).
+            Error::ProviderUnavailable(problem) => {
+                let status = if problem.bad_gateway() {
+                    StatusCode::BAD_GATEWAY
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                };
+                let body = json!({
+                    "detail": "The source's token endpoint could not refresh the token; nothing \
+                               was changed. Retry later.",
+                    "code": "provider_unavailable",
+                    "reason": problem.as_str(),
+                });
+                let mut r = (status, Json(body)).into_response();
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                r
+            }
             Error::Internal { id } => detail(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("A server error occurred (error id {id})."),

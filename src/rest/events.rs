@@ -17,7 +17,7 @@ use super::paging::{self, PageRequest};
 use super::shape::Pagination;
 use crate::server::AppState;
 
-/// One audited create, update or delete. Never holds a secret.
+/// One audited write or token read. Never holds a secret.
 #[derive(Serialize, ToSchema)]
 pub struct AuditEvent {
     pub pk: i32,
@@ -26,7 +26,8 @@ pub struct AuditEvent {
     /// The acting user's pk.
     #[schema(nullable)]
     pub actor: Option<i32>,
-    /// `create`, `update` or `delete`.
+    /// `create`, `update`, `delete`, `read_token` (a token was handed out), `refresh_token`
+    /// (refreshed at the source) or `relink_required` (the source refused the refresh token).
     pub action: String,
     /// The connection's pk.
     pub connection: i32,
@@ -34,6 +35,9 @@ pub struct AuditEvent {
     pub source: Option<Uuid>,
     #[schema(nullable)]
     pub identifier: Option<String>,
+    /// The connection's user (whose token a `read_token` event is about).
+    #[schema(nullable)]
+    pub owner: Option<i32>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -90,6 +94,7 @@ pub async fn list(
                 connection: e.connection,
                 source: e.source,
                 identifier: e.identifier,
+                owner: e.owner,
             })
             .collect(),
     })

@@ -8,6 +8,7 @@ mod events;
 pub mod openapi;
 mod paging;
 mod shape;
+mod vault;
 
 use axum::Router;
 use axum::extract::State;
@@ -65,6 +66,14 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/api/v3/oauthlink/audit_events/",
             with_405(get(events::list)),
+        )
+        .route(
+            "/api/v3/oauthlink/connections/{id}/token/",
+            with_405(get(vault::token)),
+        )
+        .route(
+            "/api/v3/oauthlink/connections/{id}/refresh/",
+            with_405(axum::routing::post(vault::refresh)),
         )
         .route("/api/v3/schema/", with_405(get(openapi::serve)))
         .route("/-/health/live/", axum::routing::any(live))

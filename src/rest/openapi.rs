@@ -19,7 +19,7 @@ use utoipa::openapi::{
 use utoipa::{IntoParams, Modify, OpenApi, PartialSchema, ToSchema};
 use uuid::Uuid;
 
-use super::{connections, events, shape};
+use super::{connections, events, shape, vault};
 use crate::config::RestShape;
 use crate::domain::model::IdentifierLimit;
 
@@ -41,6 +41,10 @@ pub struct ConnectionRequest {
     /// Stored encrypted; never returned.
     #[schema(write_only, nullable, max_length = 8192)]
     access_token: Option<String>,
+    /// oauthlink: the refresh token. Stored encrypted; never returned. The token vault
+    /// (`/api/v3/oauthlink/connections/{id}/token/`) uses it to refresh the access token.
+    #[schema(required = false, write_only, nullable, max_length = 8192)]
+    refresh_token: Option<String>,
     /// When the access token expires.
     #[schema(required = false, nullable)]
     expires: Option<DateTime<Utc>>,
@@ -59,6 +63,9 @@ pub struct PatchedConnectionRequest {
     identifier: String,
     #[schema(required = false, write_only, nullable, max_length = 8192)]
     access_token: Option<String>,
+    /// oauthlink: stored encrypted; never returned. A new token clears `needs_relink`.
+    #[schema(required = false, write_only, nullable, max_length = 8192)]
+    refresh_token: Option<String>,
     #[schema(required = false, nullable)]
     expires: Option<DateTime<Utc>>,
 }
@@ -208,6 +215,20 @@ impl Modify for Additions {
                 error("GenericError", "Database unavailable"),
             ),
             (
+                "RelinkRequiredResponse",
+                error(
+                    "GenericError",
+                    "The source refused the refresh token: the user must link again (code relink_required)",
+                ),
+            ),
+            (
+                "ProviderUnavailableResponse",
+                error(
+                    "GenericError",
+                    "The source's token endpoint did not answer usably; nothing changed (code provider_unavailable, with a reason)",
+                ),
+            ),
+            (
                 "OutcomeUnknownResponse",
                 error(
                     "GenericError",
@@ -249,6 +270,15 @@ fn add_errors(op: &mut Operation, with_body: bool, writes: bool) {
     if writes {
         list.push(("504", "OutcomeUnknownResponse"));
     }
+    // The token vault's operations (oauthlink's own paths) may meet the source's failures.
+    if op
+        .operation_id
+        .as_deref()
+        .is_some_and(|id| id.starts_with("oauthlink_connections_token"))
+    {
+        list.push(("409", "RelinkRequiredResponse"));
+        list.push(("502", "ProviderUnavailableResponse"));
+    }
     let mut extra = ResponsesBuilder::new();
     for (status, name) in list {
         extra = extra.response(
@@ -277,6 +307,8 @@ fn add_errors(op: &mut Operation, with_body: bool, writes: bool) {
         connections::destroy,
         connections::used_by,
         events::list,
+        vault::token,
+        vault::refresh,
     ),
     components(schemas(ValidationError, GenericError)),
     modifiers(&Additions),

@@ -220,6 +220,11 @@ pub struct ConnectionDocumented<'a> {
     pub created: DateTime<Utc>,
     #[schema(max_length = 255)]
     pub identifier: &'a str,
+    /// oauthlink: present (true) only when the source refused the stored refresh token and
+    /// the user must link again.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[schema(read_only, required = false)]
+    pub needs_relink: bool,
 }
 
 // The current (2026.x) generation: `source` is the uuid, the object under `source_obj`.
@@ -247,6 +252,11 @@ pub struct ConnectionCurrent<'a> {
     )]
     #[schema(required = false, value_type = String, format = DateTime)]
     pub expires: Option<DateTime<Utc>>,
+    /// oauthlink: present (true) only when the source refused the stored refresh token and
+    /// the user must link again.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[schema(read_only, required = false)]
+    pub needs_relink: bool,
 }
 
 /// A connection in the configured generation.
@@ -264,6 +274,7 @@ pub fn documented<'a>(c: &'a Connection, s: &'a Source) -> ConnectionDocumented<
         source: s.into(),
         created: c.created,
         identifier: &c.identifier,
+        needs_relink: c.needs_relink,
     }
 }
 
@@ -277,6 +288,7 @@ pub fn current<'a>(c: &'a Connection, s: &'a Source) -> ConnectionCurrent<'a> {
         created: c.created,
         last_updated: c.last_updated,
         expires: c.expires,
+        needs_relink: c.needs_relink,
     }
 }
 

@@ -45,11 +45,20 @@ pub struct RowSealed {
     pub sealed: Vec<u8>,
 }
 
+/// The sealed tokens of a new connection, both bound to its row identity.
+pub struct SealedTokens {
+    pub row_key: Uuid,
+    pub access: Option<Vec<u8>>,
+    pub refresh: Option<Vec<u8>>,
+}
+
 /// The values an update writes; `None`/`Absent` keeps the stored value.
 pub struct ConnectionUpdate {
     pub source: Option<Uuid>,
     pub identifier: Option<String>,
     pub access_token: Patch<Vec<u8>>,
+    /// Sealed with the same row identity as the access token.
+    pub refresh_token: Patch<Vec<u8>>,
     /// The row identity a new access token was sealed with; written together with it.
     pub row_key: Option<Uuid>,
     pub expires: Patch<DateTime<Utc>>,
@@ -65,6 +74,7 @@ fn to_connection(m: conn::Model) -> Connection {
         last_updated: m.last_updated,
         expires: m.expires,
         row_key: m.row_key,
+        needs_relink: m.relink_required_at.is_some(),
     }
 }
 
@@ -119,12 +129,39 @@ impl Store {
         access_token: Option<RowSealed>,
         expires: Option<DateTime<Utc>>,
     ) -> Result<Connection, Error> {
-        let now = now();
         // Every row gets a row key, so a token set later is bound to the same identity.
-        let (row_key, access_token) = match access_token {
-            Some(t) => (t.row_key, Some(t.sealed)),
-            None => (Uuid::new_v4(), None),
+        let tokens = match access_token {
+            Some(t) => SealedTokens {
+                row_key: t.row_key,
+                access: Some(t.sealed),
+                refresh: None,
+            },
+            None => SealedTokens {
+                row_key: Uuid::new_v4(),
+                access: None,
+                refresh: None,
+            },
         };
+        self.insert_connection_with(actor, user, source, identifier, tokens, expires)
+            .await
+    }
+
+    /// As `insert_connection`, with a refresh token too.
+    pub async fn insert_connection_with(
+        &self,
+        actor: i32,
+        user: i32,
+        source: Uuid,
+        identifier: String,
+        tokens: SealedTokens,
+        expires: Option<DateTime<Utc>>,
+    ) -> Result<Connection, Error> {
+        let now = now();
+        let SealedTokens {
+            row_key,
+            access: access_token,
+            refresh: refresh_token,
+        } = tokens;
         if self.backend() == Backend::Postgres {
             let values = vec![
                 user.into(),
@@ -137,6 +174,7 @@ impl Store {
                 Utc::now().into(),
                 actor.into(),
                 row_key.into(),
+                refresh_token.into(),
             ];
             return self.insert_connection_pg(actor, values, user, source).await;
         }
@@ -149,6 +187,7 @@ impl Store {
             created: Set(now),
             last_updated: Set(now),
             row_key: Set(Some(row_key)),
+            refresh_token: Set(refresh_token),
             ..Default::default()
         };
         let Some(creates) = &self.creates else {
@@ -183,7 +222,7 @@ impl Store {
     /// PostgreSQL: the row and its audit event in one statement (a data-modifying CTE is
     /// atomic on its own), one round trip instead of four (BEGIN, two INSERTs, COMMIT).
     /// `values`: user, source, identifier, access token, expires, created, last updated, the
-    /// audit event's time, actor, row key.
+    /// audit event's time, actor, row key, refresh token.
     async fn insert_connection_pg(
         &self,
         actor: i32,
@@ -193,12 +232,12 @@ impl Store {
     ) -> Result<Connection, Error> {
         const SQL: &str = "WITH ins AS (\
             INSERT INTO user_oauth_source_connections \
-              (user_id, source_id, identifier, access_token, expires, created, last_updated, row_key) \
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $10) \
-            RETURNING id, user_id, source_id, identifier, access_token, expires, created, last_updated, row_key\
+              (user_id, source_id, identifier, access_token, expires, created, last_updated, row_key, refresh_token) \
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $10, $11) \
+            RETURNING id, user_id, source_id, identifier, access_token, expires, created, last_updated, row_key, refresh_token, relink_required_at\
           ), audit AS (\
-            INSERT INTO audit_events (created, actor_id, action, connection_id, source_id, identifier) \
-            SELECT $8, $9, 'create', id, source_id, identifier FROM ins\
+            INSERT INTO audit_events (created, actor_id, action, connection_id, source_id, identifier, owner_id) \
+            SELECT $8, $9, 'create', id, source_id, identifier, user_id FROM ins\
           ) SELECT * FROM ins";
         let stmt = Statement::from_sql_and_values(DbBackend::Postgres, SQL, values);
         let inserted = match conn::Model::find_by_statement(stmt).one(&self.db).await {
@@ -287,8 +326,17 @@ impl Store {
             Patch::Null => model.access_token = Set(None),
             Patch::Value(v) => model.access_token = Set(Some(v)),
         }
+        match update.refresh_token {
+            Patch::Absent => {}
+            Patch::Null => model.refresh_token = Set(None),
+            Patch::Value(v) => model.refresh_token = Set(Some(v)),
+        }
         if let Some(row_key) = update.row_key {
             model.row_key = Set(Some(row_key));
+        }
+        // A new token is a new link: the source's refusal of the old one no longer applies.
+        if update.row_key.is_some() {
+            model.relink_required_at = Set(None);
         }
         match update.expires {
             Patch::Absent => {}

@@ -14,6 +14,29 @@ use super::{Store, db_error};
 use crate::crypto::{KEY_ID_LEN, KEY_ID_SQL_OFFSET};
 use crate::domain::error::Error;
 
+/// The two sealed token columns of a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenColumn {
+    Access,
+    Refresh,
+}
+
+impl TokenColumn {
+    fn column(self) -> conn::Column {
+        match self {
+            TokenColumn::Access => conn::Column::AccessToken,
+            TokenColumn::Refresh => conn::Column::RefreshToken,
+        }
+    }
+
+    fn value(self, m: &conn::Model) -> Option<&Vec<u8>> {
+        match self {
+            TokenColumn::Access => m.access_token.as_ref(),
+            TokenColumn::Refresh => m.refresh_token.as_ref(),
+        }
+    }
+}
+
 /// A connection's sealed access token with the row identity it is bound to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SealedToken {
@@ -25,11 +48,15 @@ pub struct SealedToken {
 
 impl SealedToken {
     pub(super) fn from_row(m: conn::Model) -> Option<Self> {
+        Self::from_column(TokenColumn::Access, m)
+    }
+
+    fn from_column(column: TokenColumn, m: conn::Model) -> Option<Self> {
         Some(SealedToken {
             pk: m.id,
             user: m.user_id,
             row_key: m.row_key,
-            sealed: m.access_token?,
+            sealed: column.value(&m)?.clone(),
         })
     }
 }
@@ -158,6 +185,16 @@ impl Store {
             .count(&self.db)
             .await
             .map_err(db_error)?;
+        let refresh = conn::Entity::find()
+            .filter(conn::Column::RefreshToken.is_not_null())
+            .filter(sealed_with(
+                Expr::col((conn::Entity, conn::Column::RefreshToken)),
+                key_id,
+                legacy,
+            ))
+            .count(&self.db)
+            .await
+            .map_err(db_error)?;
         let secrets = source::Entity::find()
             .filter(source::Column::ConsumerSecret.is_not_null())
             .filter(sealed_with(
@@ -168,14 +205,18 @@ impl Store {
             .count(&self.db)
             .await
             .map_err(db_error)?;
-        Ok(tokens + secrets)
+        Ok(tokens + refresh + secrets)
     }
 
     /// Whether anything sealed is stored (a scan when nothing is: asked only when a key file
     /// is missing).
     pub async fn any_sealed(&self) -> Result<bool, Error> {
         let token = conn::Entity::find()
-            .filter(conn::Column::AccessToken.is_not_null())
+            .filter(
+                Condition::any()
+                    .add(conn::Column::AccessToken.is_not_null())
+                    .add(conn::Column::RefreshToken.is_not_null()),
+            )
             .one(&self.db)
             .await
             .map_err(db_error)?;
@@ -253,6 +294,7 @@ impl Store {
     /// Sealed access tokens of connections with a pk in `after + 1 ..= upto`, by pk.
     pub async fn tokens_after(
         &self,
+        column: TokenColumn,
         after: i32,
         upto: i32,
         limit: u64,
@@ -260,25 +302,29 @@ impl Store {
         Ok(conn::Entity::find()
             .filter(conn::Column::Id.gt(after))
             .filter(conn::Column::Id.lte(upto))
-            .filter(conn::Column::AccessToken.is_not_null())
+            .filter(column.column().is_not_null())
             .order_by_asc(conn::Column::Id)
             .limit(limit)
             .all(&self.db)
             .await
             .map_err(db_error)?
             .into_iter()
-            .filter_map(SealedToken::from_row)
+            .filter_map(|m| SealedToken::from_column(column, m))
             .collect())
     }
 
-    pub async fn tokens_by_pk(&self, pks: &[i32]) -> Result<Vec<SealedToken>, Error> {
+    pub async fn tokens_by_pk(
+        &self,
+        column: TokenColumn,
+        pks: &[i32],
+    ) -> Result<Vec<SealedToken>, Error> {
         Ok(conn::Entity::find()
             .filter(conn::Column::Id.is_in(pks.iter().copied()))
             .all(&self.db)
             .await
             .map_err(db_error)?
             .into_iter()
-            .filter_map(SealedToken::from_row)
+            .filter_map(|m| SealedToken::from_column(column, m))
             .collect())
     }
 
@@ -322,17 +368,27 @@ impl Store {
     /// value that was read (a concurrent update or delete wins). Returns the pks that had
     /// changed meanwhile. `last_updated` is left alone: nothing a client sees changed.
     pub async fn reseal_tokens(&self, reseals: &[TokenReseal]) -> Result<Vec<i32>, Error> {
+        self.reseal_column(TokenColumn::Access, reseals).await
+    }
+
+    /// As `reseal_tokens`, for either token column. A refresh token's row key is never
+    /// changed (rows holding one have had a row key since it was written).
+    pub async fn reseal_column(
+        &self,
+        column: TokenColumn,
+        reseals: &[TokenReseal],
+    ) -> Result<Vec<i32>, Error> {
         let (_gate, txn) = self.write_txn().await?;
         let mut changed = Vec::new();
         for r in reseals {
-            let done = conn::Entity::update_many()
-                .col_expr(conn::Column::AccessToken, Expr::value(r.new.clone()))
-                .col_expr(conn::Column::RowKey, Expr::value(r.row_key))
+            let mut update = conn::Entity::update_many()
+                .col_expr(column.column(), Expr::value(r.new.clone()))
                 .filter(conn::Column::Id.eq(r.pk))
-                .filter(conn::Column::AccessToken.eq(r.old.clone()))
-                .exec(&txn)
-                .await
-                .map_err(db_error)?;
+                .filter(column.column().eq(r.old.clone()));
+            if column == TokenColumn::Access {
+                update = update.col_expr(conn::Column::RowKey, Expr::value(r.row_key));
+            }
+            let done = update.exec(&txn).await.map_err(db_error)?;
             if done.rows_affected == 0 {
                 changed.push(r.pk);
             }

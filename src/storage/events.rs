@@ -10,7 +10,7 @@ use crate::domain::error::Error;
 use crate::domain::model::AuditEvent;
 
 /// Writes the audit event of a connection write inside the write's own transaction, and the
-/// matching log line. Never records the access token.
+/// matching log line. Never records a token.
 pub(super) async fn record(
     txn: &DatabaseTransaction,
     actor: i32,
@@ -38,6 +38,7 @@ pub(super) async fn insert_event(
         connection_id: Set(row.id),
         source_id: Set(Some(row.source_id)),
         identifier: Set(Some(row.identifier.clone())),
+        owner_id: Set(Some(row.user_id)),
         ..Default::default()
     };
     audit_event::Entity::insert(event)
@@ -88,6 +89,7 @@ impl Store {
                 connection: r.connection_id,
                 source: r.source_id,
                 identifier: r.identifier,
+                owner: r.owner_id,
             })
             .collect();
         Ok((events, total))

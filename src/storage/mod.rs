@@ -9,12 +9,14 @@ mod sources;
 mod subjects;
 mod tokens;
 mod users;
+mod vault;
 
-pub use connections::{ConnectionUpdate, Cursor, KeysetPage, RowSealed, cursor_for};
-pub use custody::{RecordedKey, SealedSecret, SealedToken, SecretReseal, TokenReseal};
-pub use sources::NewSource;
+pub use connections::{ConnectionUpdate, Cursor, KeysetPage, RowSealed, SealedTokens, cursor_for};
+pub use custody::{RecordedKey, SealedSecret, SealedToken, SecretReseal, TokenColumn, TokenReseal};
+pub use sources::{NewSource, TokenEndpointChange};
 pub use tokens::NewToken;
 pub use users::NewUser;
+pub use vault::{RefreshLease, SealedRefresh, TokenEndpoint, VaultRow};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

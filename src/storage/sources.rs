@@ -10,7 +10,9 @@ use uuid::Uuid;
 
 use super::{Store, db_error};
 use crate::domain::error::Error;
-use crate::domain::model::{PolicyEngineMode, Source, SourceKind, UserMatchingMode};
+use crate::domain::model::{
+    PolicyEngineMode, Source, SourceKind, TokenAuthMethod, UserMatchingMode,
+};
 
 pub struct NewSource {
     pub name: String,
@@ -26,6 +28,16 @@ pub struct NewSource {
     pub user_matching_mode: UserMatchingMode,
     pub user_path_template: String,
     pub icon: Option<String>,
+}
+
+/// What `oauthlink source update` changes; `None` keeps the stored value.
+#[derive(Default)]
+pub struct TokenEndpointChange {
+    pub access_token_url: Option<String>,
+    pub auth_method: Option<TokenAuthMethod>,
+    pub consumer_key: Option<String>,
+    /// Sealed for the source.
+    pub consumer_secret: Option<Vec<u8>>,
 }
 
 impl Store {
@@ -56,6 +68,7 @@ impl Store {
             consumer_key: Set(new.consumer_key),
             consumer_secret: Set(new.consumer_secret),
             created: Set(Utc::now()),
+            token_auth_method: Set(TokenAuthMethod::default().as_str().to_owned()),
         };
         let (_gate, txn) = self.write_txn().await?;
         source::Entity::insert(model)
@@ -64,6 +77,52 @@ impl Store {
             .map_err(db_error)?;
         super::commit(txn).await?;
         Ok(uuid)
+    }
+
+    /// Changes what the refresh grant uses (`None` keeps a value); `false` when there is no
+    /// such source. The consumer secret arrives sealed for this source.
+    pub async fn update_token_endpoint(
+        &self,
+        slug: &str,
+        change: TokenEndpointChange,
+    ) -> Result<bool, Error> {
+        let (_gate, txn) = self.write_txn().await?;
+        let Some(row) = source::Entity::find()
+            .filter(source::Column::Slug.eq(slug))
+            .one(&txn)
+            .await
+            .map_err(db_error)?
+        else {
+            return Ok(false);
+        };
+        let mut model: source::ActiveModel = row.into();
+        if let Some(url) = change.access_token_url {
+            model.access_token_url = Set(Some(url));
+        }
+        if let Some(method) = change.auth_method {
+            model.token_auth_method = Set(method.as_str().to_owned());
+        }
+        if let Some(key) = change.consumer_key {
+            model.consumer_key = Set(key);
+        }
+        if let Some(secret) = change.consumer_secret {
+            model.consumer_secret = Set(Some(secret));
+        }
+        sea_orm::ActiveModelTrait::update(model, &txn)
+            .await
+            .map_err(db_error)?;
+        super::commit(txn).await?;
+        Ok(true)
+    }
+
+    /// A source's uuid by slug.
+    pub async fn source_uuid(&self, slug: &str) -> Result<Option<Uuid>, Error> {
+        Ok(source::Entity::find()
+            .filter(source::Column::Slug.eq(slug))
+            .one(&self.db)
+            .await
+            .map_err(db_error)?
+            .map(|s| s.uuid))
     }
 
     /// Loads sources with their property mappings: three statements however many.

@@ -106,6 +106,10 @@ pub fn config(database_url: &str) -> Config {
         log_format: LogFormat::Human,
         database_timeout_seconds: 3,
         database_max_connections: 8,
+        token_refresh_margin_seconds: 60,
+        token_refresh_connect_timeout_seconds: 3,
+        token_refresh_timeout_seconds: 8,
+        token_refresh_wait_seconds: 20,
     }
 }
 
@@ -134,13 +138,26 @@ impl TestApp {
         Self::spawn_custom(shape, cors_origins, |state| state).await
     }
 
+    /// A server opened with an adjusted configuration (e.g. the token vault's timeouts).
+    #[allow(dead_code)]
+    pub async fn spawn_configured(adjust: impl FnOnce(&mut Config)) -> TestApp {
+        Self::spawn_inner(
+            RestShape::Documented,
+            &[],
+            |service| service,
+            |state| state,
+            adjust,
+        )
+        .await
+    }
+
     /// A server whose state `customize` adjusts (e.g. to throttle failed authentications).
     pub async fn spawn_custom(
         shape: RestShape,
         cors_origins: &[&str],
         customize: impl FnOnce(AppState) -> AppState,
     ) -> TestApp {
-        Self::spawn_service(shape, cors_origins, |service| service, customize).await
+        Self::spawn_inner(shape, cors_origins, |service| service, customize, |_| {}).await
     }
 
     /// A server whose service `with_service` adjusts before the state is built (e.g. to
@@ -151,8 +168,19 @@ impl TestApp {
         with_service: impl FnOnce(Service) -> Service,
         customize: impl FnOnce(AppState) -> AppState,
     ) -> TestApp {
+        Self::spawn_inner(shape, cors_origins, with_service, customize, |_| {}).await
+    }
+
+    async fn spawn_inner(
+        shape: RestShape,
+        cors_origins: &[&str],
+        with_service: impl FnOnce(Service) -> Service,
+        customize: impl FnOnce(AppState) -> AppState,
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestApp {
         let (database_url, dir) = fresh_database().await;
-        let config = config(&database_url);
+        let mut config = config(&database_url);
+        adjust(&mut config);
         let service = oauthlink::app::open(&config).await.expect("open service");
         let service = with_service(service);
         if service.store().backend() != oauthlink::storage::Backend::Postgres {

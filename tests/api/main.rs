@@ -17,3 +17,5 @@ mod rest;
 mod revocation;
 mod schema;
 mod storage;
+mod vault;
+mod vault_refresh;

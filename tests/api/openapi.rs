@@ -86,6 +86,14 @@ async fn operations_security_and_extra_fields_are_described() {
     assert_eq!(request["required"], json!(["source", "identifier"]));
     assert_eq!(request["properties"]["identifier"]["maxLength"], 255);
     assert_eq!(request["properties"]["access_token"]["writeOnly"], true);
+    // The token vault (issue 15): a write-only refresh token, and oauthlink's own operations.
+    assert_eq!(request["properties"]["refresh_token"]["writeOnly"], true);
+    for id in [
+        "oauthlink_connections_token_retrieve",
+        "oauthlink_connections_token_refresh",
+    ] {
+        assert!(ids.iter().any(|i| i == id), "missing {id}");
+    }
     for extra in ["source", "user", "expires"] {
         let description = request["properties"][extra]["description"].as_str();
         assert!(description.is_some_and(|d| !d.is_empty()), "{extra}");
@@ -148,6 +156,16 @@ async fn check_generation(shape: RestShape) {
         .await;
     assert_eq!(status, 200);
     conforms(&doc, "PaginatedAuditEventList", &events);
+    let (status, token) = app
+        .rest(
+            Method::GET,
+            &format!("/api/v3/oauthlink/connections/{}/token/", created["pk"]),
+            key,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{token}");
+    conforms(&doc, "ConnectionToken", &token);
     conforms(&doc, "AuditEvent", &events["results"][0]);
 }
 

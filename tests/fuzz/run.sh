@@ -80,11 +80,20 @@ run() { # label, schemathesis arguments...
   fi
 }
 
-run rest-documented "$BASE/api/v3/schema/?format=json" --url "$BASE/api/v3" --checks "$REST_CHECKS"
+# The token vault's reads refresh at the source; the fuzzed sources have no token endpoint, so
+# a generated connection holding an expired token and a refresh token answers the documented
+# 503 (provider_unavailable, reason not_configured): those operations are fuzzed in their own
+# pass, which checks statuses, types and bodies against the document but allows that 5xx.
+VAULT_OPS=(oauthlink_connections_token_retrieve oauthlink_connections_token_refresh)
+NOT_VAULT=() ONLY_VAULT=()
+for op in "${VAULT_OPS[@]}"; do NOT_VAULT+=(--exclude-operation-id "$op"); ONLY_VAULT+=(--include-operation-id "$op"); done
+VAULT_CHECKS=status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance
+run rest-documented "$BASE/api/v3/schema/?format=json" --url "$BASE/api/v3" --checks "$REST_CHECKS" "${NOT_VAULT[@]}"
+run rest-vault "$BASE/api/v3/schema/?format=json" --url "$BASE/api/v3" --checks "$VAULT_CHECKS" "${ONLY_VAULT[@]}"
 run graphql "$BASE/graphql" --checks "$GRAPHQL_CHECKS"
 stop
 start current
-run rest-current "$BASE/api/v3/schema/?format=json" --url "$BASE/api/v3" --checks "$REST_CHECKS"
+run rest-current "$BASE/api/v3/schema/?format=json" --url "$BASE/api/v3" --checks "$REST_CHECKS" "${NOT_VAULT[@]}"
 stop
 
 echo "fuzz: $TOTAL cases, 0 failures"
