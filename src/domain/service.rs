@@ -19,7 +19,7 @@ use super::validation::{self, Errors};
 use crate::crypto::{Keyring, OpenError, Slot, hash_api_key};
 use crate::oidc::Verifier;
 use crate::storage::{
-    ConnectionUpdate, Cursor, KeysetPage, NewUser, RowSealed, SealedToken, SealedTokens, Store,
+    ConnectionUpdate, Cursor, KeysetPage, NewUser, SealedToken, SealedTokens, Store,
 };
 
 #[derive(Clone, Debug)]
