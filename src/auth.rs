@@ -73,7 +73,7 @@ impl TrustedProxies {
 }
 
 /// The client address of a request (`None` where the server does not record peers).
-fn client_ip(parts: &Parts, proxies: &TrustedProxies) -> Option<IpAddr> {
+pub(crate) fn client_ip(parts: &Parts, proxies: &TrustedProxies) -> Option<IpAddr> {
     parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -87,6 +87,17 @@ pub async fn authenticate(state: &AppState, parts: &Parts) -> Result<Option<Prin
         .headers
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().map_err(|_| ()));
+    let client = client_ip(parts, &state.trusted_proxies);
+    authenticate_value(state, authorization, client).await
+}
+
+/// `authenticate` after the header is read: the value of an `Authorization` header (`Err`:
+/// not text) from `client`. Websockets present theirs in `connection_init`.
+pub async fn authenticate_value(
+    state: &AppState,
+    authorization: Option<Result<&str, ()>>,
+    client: Option<IpAddr>,
+) -> Result<Option<Principal>, Error> {
     let credential = match authorization {
         None => Credential::None,
         Some(Err(())) => Credential::Malformed,
@@ -97,7 +108,6 @@ pub async fn authenticate(state: &AppState, parts: &Parts) -> Result<Option<Prin
         Credential::Malformed => None,
         Credential::Key(key) => Some(hash_api_key(key)),
     };
-    let client = client_ip(parts, &state.trusted_proxies);
     let throttle = state.throttle.as_deref().zip(client);
     let trusted = match (throttle, &key_hash) {
         (Some((t, _)), Some(hash)) => t.is_trusted(hash),

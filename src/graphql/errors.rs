@@ -53,10 +53,15 @@ pub enum ErrorCode {
     QueryLimitExceeded,
     /// The request body arrived too slowly. HTTP 408.
     RequestTimeout,
+    /// Automatic persisted queries: the server does not hold the document of this hash; send
+    /// the query text with it (Apollo's link does). HTTP 404.
+    PersistedQueryNotFound,
+    /// The server runs only the operations of its allow-list and this is not one. HTTP 403.
+    OperationNotAllowed,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 17] = [
         ErrorCode::Unauthenticated,
         ErrorCode::Forbidden,
         ErrorCode::BadUserInput,
@@ -72,6 +77,8 @@ impl ErrorCode {
         ErrorCode::GraphqlValidationFailed,
         ErrorCode::QueryLimitExceeded,
         ErrorCode::RequestTimeout,
+        ErrorCode::PersistedQueryNotFound,
+        ErrorCode::OperationNotAllowed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -91,6 +98,8 @@ impl ErrorCode {
             ErrorCode::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
             ErrorCode::QueryLimitExceeded => "QUERY_LIMIT_EXCEEDED",
             ErrorCode::RequestTimeout => "REQUEST_TIMEOUT",
+            ErrorCode::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
+            ErrorCode::OperationNotAllowed => "OPERATION_NOT_ALLOWED",
         }
     }
 }

@@ -4,6 +4,7 @@ mod batch;
 mod connections;
 mod custody;
 mod events;
+mod notify;
 mod reach;
 mod sources;
 mod tokens;
@@ -58,6 +59,8 @@ pub struct Store {
     /// SQLite: connection creates go through the group-commit writer (storage/batch.rs).
     creates: Option<batch::Creates>,
     max_connections: u32,
+    /// Committed changes of connections, for subscribers (storage/notify.rs).
+    changes: notify::Changes,
 }
 
 /// The kinds of database this service runs on.
@@ -164,6 +167,7 @@ impl Store {
             write_gate,
             creates,
             max_connections: options.max_connections,
+            changes: notify::Changes::default(),
         })
     }
 

@@ -11,6 +11,7 @@ mod openapi;
 mod operations;
 mod oracles;
 mod outage;
+mod relay;
 mod rest;
 mod revocation;
 mod schema;
