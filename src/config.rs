@@ -219,7 +219,11 @@ pub struct ServeArgs {
     pub max_websockets: usize,
 
     /// Subscriptions running at once on one websocket.
-    #[arg(long, env = "OAUTHLINK_MAX_SUBSCRIPTIONS_PER_WEBSOCKET", default_value_t = 16)]
+    #[arg(
+        long,
+        env = "OAUTHLINK_MAX_SUBSCRIPTIONS_PER_WEBSOCKET",
+        default_value_t = 16
+    )]
     pub max_subscriptions_per_websocket: usize,
 
     /// Allow-list mode: a persisted-query manifest (Apollo's

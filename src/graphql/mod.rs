@@ -5,10 +5,10 @@ pub mod graphiql;
 mod mutation;
 pub mod node;
 pub mod persisted;
-mod subscription;
-pub mod ws;
 mod query;
+mod subscription;
 mod types;
+pub mod ws;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -39,15 +39,12 @@ pub const MAX_DEPTH: usize = 16;
 pub const MAX_COMPLEXITY: usize = 1000;
 
 pub fn schema(service: Option<Service>) -> Schema {
-    let mut builder = GqlSchema::build(
-        query::Query,
-        mutation::Mutation,
-        subscription::Subscription,
-    )
-        .limit_depth(MAX_DEPTH)
-        .limit_complexity(MAX_COMPLEXITY)
-        .limit_recursive_depth(64)
-        .extension(ErrorCodes);
+    let mut builder =
+        GqlSchema::build(query::Query, mutation::Mutation, subscription::Subscription)
+            .limit_depth(MAX_DEPTH)
+            .limit_complexity(MAX_COMPLEXITY)
+            .limit_recursive_depth(64)
+            .extension(ErrorCodes);
     if let Some(service) = service {
         builder = builder.data(service);
     }

@@ -6,9 +6,9 @@ use super::types::{
     CreateUserOAuthConnectionInput, RemovePayload, UpdateUserOAuthSourceConnectionInput,
     UserOAuthSourceConnection,
 };
+use super::{caller, service};
 use crate::domain::Error;
 use crate::domain::error::FieldCode;
-use super::{caller, service};
 use crate::domain::model::{ConnectionChanges, IdentifierLimit, NewConnection, Patch};
 use crate::domain::service::UpdateKind;
 use crate::domain::validation::Errors;

@@ -56,7 +56,10 @@ impl Manifest {
                 .and_then(|o| o.as_array())
                 .context("`operations` must be a list")?;
             for op in operations {
-                let id = op.get("id").and_then(|v| v.as_str()).context("an operation without `id`")?;
+                let id = op
+                    .get("id")
+                    .and_then(|v| v.as_str())
+                    .context("an operation without `id`")?;
                 let body = op
                     .get("body")
                     .and_then(|v| v.as_str())
@@ -142,17 +145,25 @@ pub fn apq_hash(extensions: &async_graphql::Extensions) -> Result<Option<String>
         return Ok(None);
     };
     let Value::Object(pq) = pq else {
-        return Err(Miss::Unsupported("`persistedQuery` must be an object.".into()));
+        return Err(Miss::Unsupported(
+            "`persistedQuery` must be an object.".into(),
+        ));
     };
     match pq.get("version") {
         Some(Value::Number(n)) if n.as_u64() == Some(1) => {}
-        _ => return Err(Miss::Unsupported("Unsupported persisted query version.".into())),
+        _ => {
+            return Err(Miss::Unsupported(
+                "Unsupported persisted query version.".into(),
+            ));
+        }
     }
     match pq.get("sha256Hash") {
         Some(Value::String(h)) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
             Ok(Some(h.to_ascii_lowercase()))
         }
-        _ => Err(Miss::Unsupported("`sha256Hash` must be 64 hex digits.".into())),
+        _ => Err(Miss::Unsupported(
+            "`sha256Hash` must be 64 hex digits.".into(),
+        )),
     }
 }
 
@@ -187,13 +198,13 @@ impl Manifest {
     pub fn resolve(&self, text: &str, named: &Named) -> Result<Arc<str>, Miss> {
         if text.is_empty() {
             let id = named.document_id.as_ref().or(named.sha256.as_ref());
-            return id
-                .and_then(|id| self.by_id.get(id).cloned())
-                .ok_or(if named.sha256.is_some() && named.document_id.is_none() {
+            return id.and_then(|id| self.by_id.get(id).cloned()).ok_or(
+                if named.sha256.is_some() && named.document_id.is_none() {
                     Miss::NotFound
                 } else {
                     Miss::NotAllowed
-                });
+                },
+            );
         }
         let hash = sha256_hex(text);
         if named.sha256.as_ref().is_some_and(|h| *h != hash) {

@@ -1,6 +1,8 @@
 //! GraphQL object, input and enum types. Names are pinned where async-graphql's renaming
 //! would spell "OAuth" as "Oauth".
-use async_graphql::{ComplexObject, Enum, ID, InputObject, Interface, MaybeUndefined, SimpleObject};
+use async_graphql::{
+    ComplexObject, Enum, ID, InputObject, Interface, MaybeUndefined, SimpleObject,
+};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 

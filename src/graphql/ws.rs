@@ -125,9 +125,10 @@ pub async fn upgrade(state: AppState, request: HttpRequest) -> HttpResponse {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     // graphql-transport-ws only: its close codes are the refusals this server gives.
-    if !offered.split(',').any(|p| {
-        WebSocketProtocols::from_str(p.trim()) == Ok(WebSocketProtocols::GraphQLWS)
-    }) {
+    if !offered
+        .split(',')
+        .any(|p| WebSocketProtocols::from_str(p.trim()) == Ok(WebSocketProtocols::GraphQLWS))
+    {
         return refuse(
             StatusCode::BAD_REQUEST,
             "Use the graphql-transport-ws websocket subprotocol.",
@@ -287,9 +288,10 @@ async fn serve(state: AppState, socket: WebSocket, client: Option<IpAddr>) {
                 _ => None,
             })
         });
-    let messages = async_graphql::http::WebSocket::new(executor, input, WebSocketProtocols::GraphQLWS)
-        .on_connection_init(on_init)
-        .keepalive_timeout(None);
+    let messages =
+        async_graphql::http::WebSocket::new(executor, input, WebSocketProtocols::GraphQLWS)
+            .on_connection_init(on_init)
+            .keepalive_timeout(None);
     tokio::pin!(messages);
     while let Some(message) = messages.next().await {
         let message = match message {

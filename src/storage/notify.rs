@@ -55,7 +55,10 @@ fn parse(payload: &str) -> Option<ConnectionChange> {
     };
     let pk = parts.next()?.parse().ok()?;
     let user = parts.next()?.parse().ok()?;
-    parts.next().is_none().then_some(ConnectionChange { kind, pk, user })
+    parts
+        .next()
+        .is_none()
+        .then_some(ConnectionChange { kind, pk, user })
 }
 
 /// PostgreSQL: queues the notification in the write's transaction (sent at COMMIT).
@@ -94,13 +97,8 @@ impl Store {
             self.changes
                 .listening
                 .get_or_try_init(|| async move {
-                    let mut listener = PgListener::connect_with(&pool)
-                        .await
-                        .map_err(sqlx_error)?;
-                    listener
-                        .listen(CHANNEL)
-                        .await
-                        .map_err(sqlx_error)?;
+                    let mut listener = PgListener::connect_with(&pool).await.map_err(sqlx_error)?;
+                    listener.listen(CHANNEL).await.map_err(sqlx_error)?;
                     tokio::spawn(listen(listener, tx));
                     Ok::<_, Error>(())
                 })
@@ -111,7 +109,9 @@ impl Store {
 }
 
 fn sqlx_error(e: sea_orm::sqlx::Error) -> Error {
-    db_error(sea_orm::DbErr::Conn(sea_orm::RuntimeErr::SqlxError(Arc::new(e))))
+    db_error(sea_orm::DbErr::Conn(sea_orm::RuntimeErr::SqlxError(
+        Arc::new(e),
+    )))
 }
 
 /// Forwards notifications until the store is gone. sqlx reconnects (and listens again) on the
@@ -143,7 +143,11 @@ mod tests {
 
     #[test]
     fn payloads_round_trip_and_garbage_is_ignored() {
-        for kind in [ChangeKind::Created, ChangeKind::Updated, ChangeKind::Deleted] {
+        for kind in [
+            ChangeKind::Created,
+            ChangeKind::Updated,
+            ChangeKind::Deleted,
+        ] {
             let change = ConnectionChange {
                 kind,
                 pk: 42,

@@ -123,12 +123,16 @@ async fn node_obeys_the_visibility_of_the_other_queries() {
 async fn mutations_take_the_global_id_and_answer_in_relay_shape() {
     let app = TestApp::spawn().await;
     let (_, alice_key) = app.user("alice", ADD).await;
-    let (_, bob_key) = app.user("bob", &[
-        Permission::AddConnection,
-        Permission::ChangeConnection,
-        Permission::DeleteConnection,
-    ])
-    .await;
+    let (_, bob_key) = app
+        .user(
+            "bob",
+            &[
+                Permission::AddConnection,
+                Permission::ChangeConnection,
+                Permission::DeleteConnection,
+            ],
+        )
+        .await;
     let (pk, id) = create(&app, &alice_key, "alice-gh").await;
     const UPDATE: &str = "mutation($pk: Int, $id: ID, $i: String) { updateUserOAuthSourceConnection(pk: $pk, id: $id, input: {identifier: $i}) { id pk identifier } }";
     let r = app
@@ -143,11 +147,17 @@ async fn mutations_take_the_global_id_and_answer_in_relay_shape() {
     let r = app
         .graphql(Some(&alice_key), UPDATE, json!({"pk": pk, "i": "again"}))
         .await;
-    assert_eq!(r["data"]["updateUserOAuthSourceConnection"]["identifier"], "again");
+    assert_eq!(
+        r["data"]["updateUserOAuthSourceConnection"]["identifier"],
+        "again"
+    );
     for vars in [json!({"pk": pk, "id": id, "i": "x"}), json!({"i": "x"})] {
         let r = app.graphql(Some(&alice_key), UPDATE, vars).await;
         assert_eq!(code(&r), "BAD_USER_INPUT", "{r}");
-        assert_eq!(r["errors"][0]["extensions"]["fieldErrors"][0]["field"], "pk");
+        assert_eq!(
+            r["errors"][0]["extensions"]["fieldErrors"][0]["field"],
+            "pk"
+        );
     }
     // A source's id, or garbage, names no connection.
     let source_id = b64(&format!("Source:{}", app.source));
@@ -162,7 +172,9 @@ async fn mutations_take_the_global_id_and_answer_in_relay_shape() {
         "mutation($id: ID) { removeUserOAuthSourceConnection(id: $id) { deletedId pk } }";
     let r = app.graphql(Some(&bob_key), REMOVE, json!({"id": id})).await;
     assert_eq!(code(&r), "NOT_FOUND", "{r}");
-    let r = app.graphql(Some(&alice_key), REMOVE, json!({"id": id})).await;
+    let r = app
+        .graphql(Some(&alice_key), REMOVE, json!({"id": id}))
+        .await;
     assert_eq!(
         r["data"]["removeUserOAuthSourceConnection"],
         json!({"deletedId": id, "pk": pk}),
@@ -183,10 +195,7 @@ async fn mutations_take_the_global_id_and_answer_in_relay_shape() {
 }
 
 async fn post(app: &TestApp, key: Option<&str>, body: Value) -> (u16, Value) {
-    let mut req = app
-        .client
-        .post(format!("{}/graphql", app.base))
-        .json(&body);
+    let mut req = app.client.post(format!("{}/graphql", app.base)).json(&body);
     if let Some(key) = key {
         req = req.bearer_auth(key);
     }
@@ -232,7 +241,11 @@ async fn automatic_persisted_queries_register_verified_documents() {
     let (status, _) = post(&app, None, json!({"query": intro, "extensions": apq(&ih)})).await;
     assert_eq!(status, 200);
     let (status, r) = post(&app, Some(&key), json!({"extensions": apq(&ih)})).await;
-    assert_eq!((status, code(&r)), (404, "PERSISTED_QUERY_NOT_FOUND"), "{r}");
+    assert_eq!(
+        (status, code(&r)),
+        (404, "PERSISTED_QUERY_NOT_FOUND"),
+        "{r}"
+    );
     let (status, r) = post(
         &app,
         Some(&key),
@@ -254,11 +267,9 @@ async fn allow_list_mode_runs_only_listed_operations() {
         .to_string(),
     )
     .unwrap();
-    let app = TestApp::spawn_custom(
-        oauthlink::config::RestShape::Documented,
-        &[],
-        move |s| s.with_operations(Some(manifest)),
-    )
+    let app = TestApp::spawn_custom(oauthlink::config::RestShape::Documented, &[], move |s| {
+        s.with_operations(Some(manifest))
+    })
     .await;
     let key = app.superuser_key.clone();
     for body in [
@@ -321,8 +332,7 @@ async fn next(ws: &mut Socket, wait: Duration) -> Option<Result<Value, u16>> {
     }
 }
 
-const EVENTS: &str =
-    "subscription { userOAuthSourceConnectionEvents { kind id pk connection { identifier user } } }";
+const EVENTS: &str = "subscription { userOAuthSourceConnectionEvents { kind id pk connection { identifier user } } }";
 
 async fn subscribe(app: &TestApp, key: &str) -> Socket {
     let mut ws = socket(app, json!({"Authorization": format!("Bearer {key}")})).await;
@@ -341,7 +351,11 @@ async fn subscribe(app: &TestApp, key: &str) -> Socket {
 #[tokio::test]
 async fn subscriptions_need_credentials() {
     let app = TestApp::spawn().await;
-    for init in [json!({}), json!({"Authorization": "Bearer nope"}), Value::Null] {
+    for init in [
+        json!({}),
+        json!({"Authorization": "Bearer nope"}),
+        Value::Null,
+    ] {
         let mut ws = socket(&app, init.clone()).await;
         assert_eq!(
             next(&mut ws, Duration::from_secs(5)).await,
@@ -398,8 +412,14 @@ async fn subscribers_see_only_rows_they_could_read_from_any_instance() {
     assert!(latency < Duration::from_secs(1), "{latency:?}");
     // The superuser sees both, in order.
     for expected in [bob_pk, pk] {
-        let e = next(&mut admin_ws, Duration::from_secs(3)).await.unwrap().unwrap();
-        assert_eq!(e["payload"]["data"]["userOAuthSourceConnectionEvents"]["pk"], expected);
+        let e = next(&mut admin_ws, Duration::from_secs(3))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            e["payload"]["data"]["userOAuthSourceConnectionEvents"]["pk"],
+            expected
+        );
     }
     // Updates and deletions; a deletion carries the id only.
     writer
@@ -416,9 +436,18 @@ async fn subscribers_see_only_rows_they_could_read_from_any_instance() {
             json!({"id": id}),
         )
         .await;
-    let e = next(&mut alice_ws, Duration::from_secs(3)).await.unwrap().unwrap();
-    assert_eq!(e["payload"]["data"]["userOAuthSourceConnectionEvents"]["kind"], "UPDATED");
-    let e = next(&mut alice_ws, Duration::from_secs(3)).await.unwrap().unwrap();
+    let e = next(&mut alice_ws, Duration::from_secs(3))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        e["payload"]["data"]["userOAuthSourceConnectionEvents"]["kind"],
+        "UPDATED"
+    );
+    let e = next(&mut alice_ws, Duration::from_secs(3))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         e["payload"]["data"]["userOAuthSourceConnectionEvents"],
         json!({"kind": "DELETED", "id": id, "pk": pk, "connection": null})
@@ -433,17 +462,28 @@ async fn a_revoked_subscriber_stops_receiving_within_a_second() {
     let (_, key) = app.user("alice", ADD).await;
     let mut ws = subscribe(&app, &key).await;
     let revoked = Instant::now();
-    assert!(app.service.store().delete_token("alice-token").await.unwrap());
-    let e = next(&mut ws, Duration::from_secs(3)).await.unwrap().unwrap();
+    assert!(
+        app.service
+            .store()
+            .delete_token("alice-token")
+            .await
+            .unwrap()
+    );
+    let e = next(&mut ws, Duration::from_secs(3))
+        .await
+        .unwrap()
+        .unwrap();
     let elapsed = revoked.elapsed();
     assert_eq!(e["type"], "next", "{e}");
     assert_eq!(
-        e["payload"]["errors"][0]["extensions"]["code"],
-        "UNAUTHENTICATED",
+        e["payload"]["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
         "{e}"
     );
     // And the subscription is over.
-    let e = next(&mut ws, Duration::from_secs(3)).await.unwrap().unwrap();
+    let e = next(&mut ws, Duration::from_secs(3))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(e, json!({"id": "1", "type": "complete"}));
     assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
 }
@@ -465,11 +505,13 @@ async fn subscriptions_per_socket_are_capped() {
         .await
         .unwrap();
     }
-    let e = next(&mut ws, Duration::from_secs(3)).await.unwrap().unwrap();
+    let e = next(&mut ws, Duration::from_secs(3))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(e["id"], "3", "{e}");
     assert_eq!(
-        e["payload"]["errors"][0]["extensions"]["code"],
-        "QUERY_LIMIT_EXCEEDED",
+        e["payload"]["errors"][0]["extensions"]["code"], "QUERY_LIMIT_EXCEEDED",
         "{e}"
     );
 }
