@@ -83,8 +83,8 @@ impl Subscription {
             let _slot = slot;
             let mut recheck = tokio::time::interval(RECHECK);
             recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let Some(s) = session.get() else { return };
             loop {
-                let Some(s) = session.get() else { break };
                 let change = tokio::select! {
                     change = changes.recv() => change,
                     _ = recheck.tick() => {
