@@ -49,7 +49,8 @@ pub enum ErrorCode {
     /// The document does not validate against the schema.
     GraphqlValidationFailed,
     /// The document exceeds a cost limit (fields, fragment spreads, aliases, depth or
-    /// complexity, counted with fragments expanded), or a query ran past its deadline.
+    /// complexity, counted with fragments expanded), or a query ran past its deadline; for
+    /// subscriptions: too many websockets or subscriptions, or a subscriber fell behind.
     QueryLimitExceeded,
     /// The request body arrived too slowly. HTTP 408.
     RequestTimeout,

@@ -85,7 +85,12 @@ impl Api {
                         async_graphql::parser::types::TypeSystemDefinition::Type(t) => Some(t),
                         _ => None,
                     })
-                    .filter(|t| matches!(t.node.name.node.as_str(), "Query" | "Mutation"))
+                    .filter(|t| {
+                        matches!(
+                            t.node.name.node.as_str(),
+                            "Query" | "Mutation" | "Subscription"
+                        )
+                    })
                     .filter_map(|t| match &t.node.kind {
                         async_graphql::parser::types::TypeKind::Object(o) => Some(o),
                         _ => None,
