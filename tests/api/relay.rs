@@ -399,6 +399,16 @@ async fn subscribers_see_only_rows_they_could_read_from_any_instance() {
     let mut admin_ws = subscribe(&a, &a.superuser_key).await;
 
     let (bob_pk, _) = create(writer, &bob_key, "bob-gh").await;
+    // A write that fails (here: a duplicate, on PostgreSQL one statement with its NOTIFY)
+    // notifies nobody: the superuser's next event is alice's create.
+    let dup = writer
+        .graphql(
+            Some(&bob_key),
+            "mutation($s: UUID!) { createUserOAuthConnection(input: {source: $s, identifier: \"bob-gh\"}) { pk } }",
+            json!({"s": writer.source}),
+        )
+        .await;
+    assert_eq!(code(&dup), "CONFLICT", "{dup}");
     let started = Instant::now();
     let (pk, id) = create(writer, &alice_key, "alice-gh").await;
     let event = next(&mut alice_ws, Duration::from_secs(3)).await;
