@@ -19,8 +19,9 @@ use super::events::{audit_log, record};
 use super::notify::notify_in;
 use super::{Backend, Store, db_error, db_error_quiet, lost_after_send, write_error};
 use crate::domain::error::{Error, UniqueRule};
-use crate::domain::model::{ChangeKind, ConnectionChange};
-use crate::domain::model::{Connection, ConnectionFilter, Patch, Sort, SortKey};
+use crate::domain::model::{
+    ChangeKind, Connection, ConnectionChange, ConnectionFilter, Patch, Sort, SortKey,
+};
 use crate::domain::search;
 use crate::domain::validation;
 
@@ -194,8 +195,9 @@ impl Store {
         }
     }
 
-    /// PostgreSQL: the row and its audit event in one statement (a data-modifying CTE is
-    /// atomic on its own), one round trip instead of four (BEGIN, two INSERTs, COMMIT).
+    /// PostgreSQL: the row, its audit event and its change notification (storage/notify.rs;
+    /// delivered at commit) in one statement (a data-modifying CTE is atomic on its own), one
+    /// round trip instead of four (BEGIN, two INSERTs, COMMIT).
     /// `values`: user, source, identifier, access token, expires, created, last updated, the
     /// audit event's time, actor, row key.
     async fn insert_connection_pg(
@@ -213,7 +215,9 @@ impl Store {
           ), audit AS (\
             INSERT INTO audit_events (created, actor_id, action, connection_id, source_id, identifier) \
             SELECT $8, $9, 'create', id, source_id, identifier FROM ins\
-          ), note AS (            SELECT pg_notify('oauthlink_connection_events', 'c:' || id || ':' || user_id) FROM ins          ) SELECT ins.* FROM ins CROSS JOIN note";
+          ), note AS (\
+            SELECT pg_notify('oauthlink_connection_events', 'c:' || id || ':' || user_id) FROM ins\
+          ) SELECT ins.* FROM ins CROSS JOIN note";
         let stmt = Statement::from_sql_and_values(DbBackend::Postgres, SQL, values);
         let inserted = match conn::Model::find_by_statement(stmt).one(&self.db).await {
             Ok(Some(m)) => m,
