@@ -139,6 +139,17 @@ impl Api {
         }
     }
 
+    /// The answer of a query stopped at the deadline.
+    pub(crate) fn past_deadline(&self) -> async_graphql::Response {
+        async_graphql::Response::from_errors(vec![request_error(
+            format!(
+                "The query ran longer than {} s and was stopped.",
+                self.deadline.as_secs_f32()
+            ),
+            ErrorCode::QueryLimitExceeded,
+        )])
+    }
+
     /// The metrics label of an operation: its type and its one root field, `multiple`, or
     /// `invalid` for names the schema does not have (so clients cannot invent labels).
     fn label(&self, op: &document::Operation) -> String {
@@ -405,13 +416,7 @@ async fn execute(
     let response = if is_query {
         match tokio::time::timeout(api.deadline, execution).await {
             Ok(response) => response,
-            Err(_) => async_graphql::Response::from_errors(vec![request_error(
-                format!(
-                    "The query ran longer than {} s and was stopped.",
-                    api.deadline.as_secs_f32()
-                ),
-                ErrorCode::QueryLimitExceeded,
-            )]),
+            Err(_) => api.past_deadline(),
         }
     } else {
         execution.await

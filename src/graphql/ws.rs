@@ -170,7 +170,8 @@ struct SocketExecutor {
 }
 
 impl SocketExecutor {
-    async fn prepared(&self, request: Request) -> Result<Request, Refused> {
+    /// The request ready to run, and whether it is a query (which gets the deadline).
+    async fn prepared(&self, request: Request) -> Result<(Request, bool), Refused> {
         let Some(session) = self.session.get() else {
             return Err(Refused::Domain(crate::domain::Error::Unauthenticated));
         };
@@ -185,14 +186,16 @@ impl SocketExecutor {
             None,
             Transport::WebSocket,
         )?;
-        Ok(prepared.request.data(SessionHandle(self.session.clone())))
+        let request = prepared.request.data(SessionHandle(self.session.clone()));
+        Ok((request, prepared.is_query))
     }
 }
 
 impl Executor for SocketExecutor {
     async fn execute(&self, request: Request) -> Response {
+        // The library runs every websocket operation as a stream; this is not reached.
         match self.prepared(request).await {
-            Ok(request) => self.state.graphql.schema.execute(request).await,
+            Ok((request, _)) => self.state.graphql.schema.execute(request).await,
             Err(refused) => refused.into_graphql(),
         }
     }
@@ -205,7 +208,19 @@ impl Executor for SocketExecutor {
         let this = self.clone();
         stream::once(async move {
             match this.prepared(request).await {
-                Ok(request) => this
+                // A query gets the deadline it gets over HTTP.
+                Ok((request, true)) => {
+                    let api = this.state.graphql.clone();
+                    stream::once(async move {
+                        let run = Box::pin(api.schema.execute(request));
+                        match tokio::time::timeout(api.deadline, run).await {
+                            Ok(response) => response,
+                            Err(_) => api.past_deadline(),
+                        }
+                    })
+                    .boxed()
+                }
+                Ok((request, false)) => this
                     .state
                     .graphql
                     .schema

@@ -534,3 +534,43 @@ async fn subscriptions_per_socket_are_capped() {
     // The other two keep running: nothing more arrives.
     assert_eq!(next(&mut ws, Duration::from_millis(300)).await, None);
 }
+
+#[tokio::test]
+async fn queries_over_the_websocket_pass_the_http_checks() {
+    let app = TestApp::spawn().await;
+    let mut ws = socket(
+        &app,
+        json!({"Authorization": format!("Bearer {}", app.superuser_key)}),
+    )
+    .await;
+    assert_eq!(
+        next(&mut ws, Duration::from_secs(5)).await,
+        Some(Ok(json!({"type": "connection_ack"})))
+    );
+    let ask = |id: &str, query: &str| {
+        Message::text(
+            json!({"id": id, "type": "subscribe", "payload": {"query": query}}).to_string(),
+        )
+    };
+    ws.send(ask("1", "{ me { username } }")).await.unwrap();
+    let e = next(&mut ws, Duration::from_secs(5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(e["payload"]["data"]["me"]["username"], "akadmin", "{e}");
+    assert_eq!(
+        next(&mut ws, Duration::from_secs(5)).await,
+        Some(Ok(json!({"id": "1", "type": "complete"})))
+    );
+    // The cost analysis applies as over HTTP.
+    let deep = format!("{{ {}pk{} }}", "me { ".repeat(20), " }".repeat(20));
+    ws.send(ask("2", &deep)).await.unwrap();
+    let e = next(&mut ws, Duration::from_secs(5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        e["payload"]["errors"][0]["extensions"]["code"], "QUERY_LIMIT_EXCEEDED",
+        "{e}"
+    );
+}
