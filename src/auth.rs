@@ -73,7 +73,7 @@ impl TrustedProxies {
 }
 
 /// The client address of a request (`None` where the server does not record peers).
-fn client_ip(parts: &Parts, proxies: &TrustedProxies) -> Option<IpAddr> {
+pub(crate) fn client_ip(parts: &Parts, proxies: &TrustedProxies) -> Option<IpAddr> {
     parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -83,23 +83,27 @@ fn client_ip(parts: &Parts, proxies: &TrustedProxies) -> Option<IpAddr> {
 /// The principal of the request's credentials: `Ok(None)` when none were presented. Refused
 /// credentials count against the client's allowance; see `throttle`.
 pub async fn authenticate(state: &AppState, parts: &Parts) -> Result<Option<Principal>, Error> {
-    let credential = match parts.headers.get(header::AUTHORIZATION).map(|v| v.to_str()) {
+    let authorization = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().map_err(|_| ()));
+    let client = client_ip(parts, &state.trusted_proxies);
+    authenticate_value(state, authorization, client).await
+}
+
+/// `authenticate` after the header is read: the value of an `Authorization` header (`Err`:
+/// not text) from `client`. Websockets present theirs in `connection_init`.
+pub async fn authenticate_value(
+    state: &AppState,
+    authorization: Option<Result<&str, ()>>,
+    client: Option<IpAddr>,
+) -> Result<Option<Principal>, Error> {
+    let credential = match authorization {
         None => Credential::None,
         Some(Err(_)) => Credential::Malformed,
         Some(Ok(value)) => Credential::parse(Some(value)),
     };
-    authenticate_credential(state, credential, client_ip(parts, &state.trusted_proxies)).await
-}
-
-/// `authenticate` for credentials that come without a request head of their own, e.g. the
-/// `Authorization` value of a GraphQL websocket's `connection_init` payload, with the
-/// client address of the connection (through `TrustedProxies::client`).
-pub async fn authenticate_authorization(
-    state: &AppState,
-    authorization: Option<&str>,
-    client: Option<IpAddr>,
-) -> Result<Option<Principal>, Error> {
-    authenticate_credential(state, Credential::parse(authorization), client).await
+    authenticate_credential(state, credential, client).await
 }
 
 /// API keys and OpenID Connect access tokens alike: each shape is checked its own way only

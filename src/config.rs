@@ -159,6 +159,17 @@ fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
 pub const BOOTSTRAP_TOKEN_MIN_CHARS: usize = 32;
 
 impl ServeArgs {
+    /// The allow-list of `OAUTHLINK_GRAPHQL_OPERATIONS`, read and checked at start.
+    pub fn graphql_manifest(&self) -> anyhow::Result<Option<crate::graphql::persisted::Manifest>> {
+        let Some(path) = &self.graphql_operations else {
+            return Ok(None);
+        };
+        let manifest =
+            crate::graphql::persisted::Manifest::load(path, self.graphql_allow_introspection)?;
+        tracing::info!(operations = manifest.len(), path = %path.display(), "GraphQL allow-list mode");
+        Ok(Some(manifest))
+    }
+
     /// Refuses a bootstrap token shorter than the minimum. Checked at start rather than by
     /// the argument parser, whose error message would print the value.
     pub fn check_bootstrap_token(&self) -> anyhow::Result<()> {
@@ -259,6 +270,30 @@ pub struct ServeArgs {
     /// Connections served at once (more wait in the listen backlog).
     #[arg(long, env = "OAUTHLINK_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
+
+    /// GraphQL websockets (subscriptions) open at once; each also takes one of the
+    /// `OAUTHLINK_MAX_CONNECTIONS` slots while it lives.
+    #[arg(long, env = "OAUTHLINK_MAX_WEBSOCKETS", default_value_t = 256)]
+    pub max_websockets: usize,
+
+    /// Subscriptions running at once on one websocket.
+    #[arg(
+        long,
+        env = "OAUTHLINK_MAX_SUBSCRIPTIONS_PER_WEBSOCKET",
+        default_value_t = 16
+    )]
+    pub max_subscriptions_per_websocket: usize,
+
+    /// Allow-list mode: a persisted-query manifest (Apollo's
+    /// `apollo-persisted-query-manifest` or relay-compiler's `{"<id>": "<text>"}`); any other
+    /// GraphQL document is refused with OPERATION_NOT_ALLOWED.
+    #[arg(long, env = "OAUTHLINK_GRAPHQL_OPERATIONS")]
+    pub graphql_operations: Option<std::path::PathBuf>,
+
+    /// In allow-list mode, also run unlisted introspection (documents selecting only
+    /// `__schema`, `__type` and `__typename`), e.g. for GraphiQL.
+    #[arg(long, env = "OAUTHLINK_GRAPHQL_ALLOW_INTROSPECTION", default_value_t = false, action = clap::ArgAction::Set)]
+    pub graphql_allow_introspection: bool,
 
     /// Seconds a GraphQL query may execute before it is stopped.
     #[arg(long, env = "OAUTHLINK_REQUEST_TIMEOUT_SECONDS", default_value_t = 10)]

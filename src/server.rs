@@ -74,6 +74,18 @@ impl AppState {
         self
     }
 
+    /// Allow-list mode (`OAUTHLINK_GRAPHQL_OPERATIONS`): only the manifest's documents run.
+    pub fn with_operations(mut self, manifest: Option<graphql::persisted::Manifest>) -> Self {
+        self.graphql = Arc::new(self.graphql.with_operations(manifest));
+        self
+    }
+
+    /// Websockets at once and subscriptions per websocket.
+    pub fn with_socket_limits(mut self, limits: graphql::ws::SocketLimits) -> Self {
+        self.graphql = Arc::new(self.graphql.with_socket_limits(limits));
+        self
+    }
+
     /// Stops GraphQL queries still running after `deadline`.
     pub fn with_query_deadline(mut self, deadline: Duration) -> Self {
         self.graphql = Arc::new(self.graphql.with_deadline(deadline));
@@ -374,6 +386,11 @@ impl Drop for ActivityGuard {
     }
 }
 
+/// A connection's slot of `max_connections`, in its requests' extensions: a websocket keeps
+/// it taken after the upgrade, while it lives.
+#[derive(Clone)]
+pub struct ConnectionSlot(#[allow(dead_code)] Arc<OwnedSemaphorePermit>);
+
 /// Serves one connection until it closes, its keep-alive idles out, or shutdown begins.
 async fn connection(
     stream: TcpStream,
@@ -381,13 +398,15 @@ async fn connection(
     app: Router,
     limits: Arc<HttpLimits>,
     mut shutdown: watch::Receiver<bool>,
-    _permit: OwnedSemaphorePermit,
+    permit: OwnedSemaphorePermit,
 ) {
     let activity = Arc::new(Activity::default());
+    let slot = ConnectionSlot(Arc::new(permit));
     let service = {
         let activity = activity.clone();
         tower::service_fn(move |mut request: Request<hyper::body::Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
+            request.extensions_mut().insert(slot.clone());
             let guard = activity.begin();
             let response = app.clone().oneshot(request.map(Body::new));
             async move {
@@ -502,7 +521,12 @@ pub async fn run(config: &Config, serve_args: &ServeArgs) -> anyhow::Result<()> 
     let state = AppState::new(service.clone(), serve_args.rest_shape)
         .with_auth_failures_per_minute(serve_args.auth_failures_per_minute)
         .with_trusted_proxies(TrustedProxies::parse(&serve_args.trusted_proxies)?)
-        .with_query_deadline(limits.request_deadline);
+        .with_query_deadline(limits.request_deadline)
+        .with_operations(serve_args.graphql_manifest()?)
+        .with_socket_limits(graphql::ws::SocketLimits {
+            max_sockets: serve_args.max_websockets,
+            max_subscriptions: serve_args.max_subscriptions_per_websocket,
+        });
     let app = router_with_limits(state, &limits, cors_layer(&serve_args.cors_origins)?);
     let signal = async {
         wait_for_signal().await;

@@ -7,7 +7,14 @@
   // Full-window layout via CSSOM (an inline <style> would need 'unsafe-inline').
   document.body.style.margin = '0';
   root.style.height = '100vh';
-  var fetcher = GraphiQL.createFetcher({ url: root.dataset.endpoint });
+  // Subscriptions run over a websocket at the same path (graphql-transport-ws, bundled in
+  // GraphiQL); the headers editor's Authorization goes in connection_init.
+  var ws = new URL(root.dataset.endpoint, window.location.href);
+  ws.protocol = ws.protocol === 'https:' ? 'wss:' : 'ws:';
+  var fetcher = GraphiQL.createFetcher({
+    url: root.dataset.endpoint,
+    subscriptionUrl: ws.href,
+  });
   ReactDOM.createRoot(root).render(
     React.createElement(GraphiQL, {
       fetcher: fetcher,

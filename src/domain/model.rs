@@ -231,3 +231,21 @@ pub struct AuditEvent {
     /// The connection's user when the event was written.
     pub owner: Option<i32>,
 }
+
+/// What happened to a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    Created,
+    Updated,
+    Deleted,
+}
+
+/// A committed change of a connection, as every instance learns of it: ids only (readers
+/// load the row with their own visibility).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionChange {
+    pub kind: ChangeKind,
+    pub pk: i32,
+    /// The owner, so a subscriber who may not see the row never loads it.
+    pub user: i32,
+}

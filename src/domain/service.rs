@@ -345,9 +345,47 @@ impl Service {
         self.with_source(connection).await
     }
 
+    /// The connections of these pks the caller may see (one query for the rows, one for
+    /// their sources); the others are simply absent, as if they did not exist.
+    pub async fn connections_visible(
+        &self,
+        caller: &Principal,
+        pks: &[i32],
+    ) -> Result<HashMap<i32, ConnectionWithSource>> {
+        let rows: Vec<Connection> = self
+            .store
+            .connections_by_pks(pks)
+            .await?
+            .into_iter()
+            .filter(|c| Self::may_see(caller, c.user))
+            .collect();
+        let source_pks: Vec<Uuid> = rows.iter().map(|c| c.source).collect();
+        let sources = self.sources_of(&source_pks).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|connection| {
+                let source = sources.get(&connection.source)?.clone();
+                Some((connection.pk, ConnectionWithSource { connection, source }))
+            })
+            .collect())
+    }
+
+    /// Committed changes of connections from now on (every instance's, on PostgreSQL).
+    pub async fn connection_changes(
+        &self,
+    ) -> Result<tokio::sync::broadcast::Receiver<super::model::ConnectionChange>> {
+        self.store.changes().await
+    }
+
+    /// Whether the caller may see a connection of `owner`: their own, or all with the view
+    /// permission (the rule of every read, and of the events a subscriber receives).
+    pub fn may_see(caller: &Principal, owner: i32) -> bool {
+        owner == caller.user_id || caller.has(Permission::ViewConnection)
+    }
+
     async fn visible(&self, caller: &Principal, pk: i32) -> Result<Connection> {
         match self.store.connection_by_pk(pk).await? {
-            Some(c) if c.user == caller.user_id || caller.has(Permission::ViewConnection) => Ok(c),
+            Some(c) if Self::may_see(caller, c.user) => Ok(c),
             _ => Err(Error::NotFound),
         }
     }

@@ -49,7 +49,8 @@ pub enum ErrorCode {
     /// The document does not validate against the schema.
     GraphqlValidationFailed,
     /// The document exceeds a cost limit (fields, fragment spreads, aliases, depth or
-    /// complexity, counted with fragments expanded), or a query ran past its deadline.
+    /// complexity, counted with fragments expanded), or a query ran past its deadline; for
+    /// subscriptions: too many websockets or subscriptions, or a subscriber fell behind.
     QueryLimitExceeded,
     /// The request body arrived too slowly. HTTP 408.
     RequestTimeout,
@@ -59,10 +60,15 @@ pub enum ErrorCode {
     /// The source's token endpoint could not refresh the token now (timeout, network, 5xx,
     /// unusable answer; see `extensions.reason`). Nothing stored changed; retry later.
     ProviderUnavailable,
+    /// Automatic persisted queries: the server does not hold the document of this hash; send
+    /// the query text with it (Apollo's link does). HTTP 404.
+    PersistedQueryNotFound,
+    /// The server runs only the operations of its allow-list and this is not one. HTTP 403.
+    OperationNotAllowed,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 19] = [
         ErrorCode::Unauthenticated,
         ErrorCode::Forbidden,
         ErrorCode::BadUserInput,
@@ -80,6 +86,8 @@ impl ErrorCode {
         ErrorCode::RequestTimeout,
         ErrorCode::RelinkRequired,
         ErrorCode::ProviderUnavailable,
+        ErrorCode::PersistedQueryNotFound,
+        ErrorCode::OperationNotAllowed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -101,6 +109,8 @@ impl ErrorCode {
             ErrorCode::RequestTimeout => "REQUEST_TIMEOUT",
             ErrorCode::RelinkRequired => "RELINK_REQUIRED",
             ErrorCode::ProviderUnavailable => "PROVIDER_UNAVAILABLE",
+            ErrorCode::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
+            ErrorCode::OperationNotAllowed => "OPERATION_NOT_ALLOWED",
         }
     }
 }

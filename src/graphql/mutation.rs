@@ -1,10 +1,14 @@
-use async_graphql::{Context, MaybeUndefined, Object, Result};
+use async_graphql::{Context, ID, MaybeUndefined, Object, Result};
 
 use super::errors::render;
+use super::node::GlobalId;
 use super::types::{
-    CreateUserOAuthConnectionInput, UpdateUserOAuthSourceConnectionInput, UserOAuthSourceConnection,
+    CreateUserOAuthConnectionInput, RemovePayload, UpdateUserOAuthSourceConnectionInput,
+    UserOAuthSourceConnection,
 };
 use super::{caller, service};
+use crate::domain::Error;
+use crate::domain::error::FieldCode;
 use crate::domain::model::{ConnectionChanges, IdentifierLimit, NewConnection, Patch};
 use crate::domain::service::UpdateKind;
 use crate::domain::validation::Errors;
@@ -17,6 +21,28 @@ fn patch<T>(value: MaybeUndefined<T>) -> Patch<T> {
         MaybeUndefined::Undefined => Patch::Absent,
         MaybeUndefined::Null => Patch::Null,
         MaybeUndefined::Value(v) => Patch::Value(v),
+    }
+}
+
+/// The connection a mutation names by `pk` or by global `id` (exactly one). An id that is not
+/// a connection's is answered like a pk nobody can see: `NOT_FOUND`.
+fn target(pk: Option<i32>, id: Option<ID>) -> Result<i32> {
+    match (pk, id) {
+        (Some(pk), None) => Ok(pk),
+        (None, Some(id)) => match GlobalId::decode(&id) {
+            Some(GlobalId::Connection(pk)) => Ok(pk),
+            _ => Err(render(Error::NotFound)),
+        },
+        (Some(_), Some(_)) => Err(render(Error::field(
+            "pk",
+            FieldCode::Invalid,
+            "Give pk or id, not both.",
+        ))),
+        (None, None) => Err(render(Error::field(
+            "pk",
+            FieldCode::Required,
+            "Give pk or id.",
+        ))),
     }
 }
 
@@ -49,15 +75,18 @@ impl Mutation {
         Ok(created.into())
     }
 
-    /// Changes a connection. Needs `change_useroauthsourceconnection`.
+    /// Changes a connection, named by `pk` or global `id` (exactly one). Needs
+    /// `change_useroauthsourceconnection`.
     #[graphql(name = "updateUserOAuthSourceConnection")]
     async fn update_user_oauth_source_connection(
         &self,
         ctx: &Context<'_>,
-        pk: i32,
+        pk: Option<i32>,
+        id: Option<ID>,
         input: UpdateUserOAuthSourceConnectionInput,
     ) -> Result<UserOAuthSourceConnection> {
         let p = caller(ctx).await?;
+        let pk = target(pk, id)?;
         let changes = ConnectionChanges {
             source: Patch::Absent,
             identifier: patch(input.identifier),
@@ -73,14 +102,42 @@ impl Mutation {
         Ok(updated.into())
     }
 
-    /// Deletes a connection; returns its pk. Own connections need no permission.
+    /// Deletes a connection, named by `pk` or global `id` (exactly one); returns its pk. Own
+    /// connections need no permission.
     #[graphql(name = "deleteUserOAuthSourceConnection")]
-    async fn delete_user_oauth_source_connection(&self, ctx: &Context<'_>, pk: i32) -> Result<i32> {
+    async fn delete_user_oauth_source_connection(
+        &self,
+        ctx: &Context<'_>,
+        pk: Option<i32>,
+        id: Option<ID>,
+    ) -> Result<i32> {
         let p = caller(ctx).await?;
+        let pk = target(pk, id)?;
         service(ctx)
             .delete_connection(&p, pk)
             .await
             .map_err(render)?;
         Ok(pk)
+    }
+
+    /// `deleteUserOAuthSourceConnection` in Relay's shape: the payload carries the deleted
+    /// object's global id (`deletedId`, for `@deleteRecord`).
+    #[graphql(name = "removeUserOAuthSourceConnection")]
+    async fn remove_user_oauth_source_connection(
+        &self,
+        ctx: &Context<'_>,
+        pk: Option<i32>,
+        id: Option<ID>,
+    ) -> Result<RemovePayload> {
+        let p = caller(ctx).await?;
+        let pk = target(pk, id)?;
+        service(ctx)
+            .delete_connection(&p, pk)
+            .await
+            .map_err(render)?;
+        Ok(RemovePayload {
+            deleted_id: GlobalId::Connection(pk).into(),
+            pk,
+        })
     }
 }

@@ -1,11 +1,14 @@
-use async_graphql::{Context, Object, Result};
+use std::collections::HashMap;
+
+use async_graphql::{Context, ID, Object, Result};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use uuid::Uuid;
 
 use super::errors::{ErrorCode, render};
+use super::node::{GlobalId, MAX_NODES};
 use super::types::{
-    AuditEvent, AuditEventPage, Edge, Me, Order, OrderDirection, PageInfo, Source,
+    AuditEvent, AuditEventPage, Edge, Me, Node, Order, OrderDirection, PageInfo, Source,
     UserOAuthSourceConnection,
 };
 use super::{caller, service};
@@ -72,18 +75,81 @@ fn bad_input(field: &'static str, message: &str) -> async_graphql::Error {
     ))
 }
 
+/// Resolves global ids with the visibility rules of the other queries, in one batch per type.
+async fn resolve_nodes(ctx: &Context<'_>, ids: &[ID]) -> Result<Vec<Option<Node>>> {
+    let p = caller(ctx).await?;
+    let service = service(ctx);
+    let decoded: Vec<Option<GlobalId>> = ids.iter().map(|id| GlobalId::decode(id)).collect();
+    let connection_pks: Vec<i32> = decoded
+        .iter()
+        .filter_map(|d| match d {
+            Some(GlobalId::Connection(pk)) => Some(*pk),
+            _ => None,
+        })
+        .collect();
+    let source_pks: Vec<Uuid> = decoded
+        .iter()
+        .filter_map(|d| match d {
+            Some(GlobalId::Source(pk)) => Some(*pk),
+            _ => None,
+        })
+        .collect();
+    let connections = if connection_pks.is_empty() {
+        HashMap::new()
+    } else {
+        service
+            .connections_visible(&p, &connection_pks)
+            .await
+            .map_err(render)?
+    };
+    // Every authenticated caller may read every source (as `sources` and `source`).
+    let sources = if source_pks.is_empty() {
+        HashMap::new()
+    } else {
+        service.sources_of(&source_pks).await.map_err(render)?
+    };
+    Ok(decoded
+        .into_iter()
+        .map(|d| match d? {
+            GlobalId::Connection(pk) => connections
+                .get(&pk)
+                .cloned()
+                .map(|c| Node::UserOAuthSourceConnection(c.into())),
+            GlobalId::Source(pk) => sources.get(&pk).cloned().map(|s| Node::Source(s.into())),
+            // Users are exposed as the caller only (`me`).
+            GlobalId::User(pk) => (pk == p.user_id).then(|| Node::User(Me::of(p.clone()))),
+        })
+        .collect())
+}
+
 // Merged into the root type (graphql/mod.rs); its own name never shows.
 #[Object(name = "ConnectionQuery")]
 impl Query {
     /// The caller, with their permissions.
     async fn me(&self, ctx: &Context<'_>) -> Result<Me> {
-        let p = caller(ctx).await?;
-        Ok(Me {
-            pk: p.user_id,
-            username: p.username.clone(),
-            is_superuser: p.is_superuser,
-            principal: p,
-        })
+        Ok(Me::of(caller(ctx).await?))
+    }
+
+    /// The object of a global id; null when there is none, or the caller may not see it
+    /// (the two look alike), or the id is not one this API issued.
+    async fn node(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Node>> {
+        Ok(resolve_nodes(ctx, std::slice::from_ref(&id))
+            .await?
+            .pop()
+            .flatten())
+    }
+
+    /// The objects of global ids, in order, null where `node(id:)` would be null. At most
+    /// 100 ids; they count towards the query's complexity.
+    #[graphql(complexity = "ids.len().saturating_mul(child_complexity).saturating_add(1)")]
+    async fn nodes(&self, ctx: &Context<'_>, ids: Vec<ID>) -> Result<Vec<Option<Node>>> {
+        if ids.len() > MAX_NODES {
+            return Err(bad_input(
+                "ids",
+                &format!("At most {MAX_NODES} ids are allowed."),
+            ));
+        }
+        resolve_nodes(ctx, &ids).await
     }
 
     /// Every error code this API may return in `errors[].extensions.code`.

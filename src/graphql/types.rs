@@ -1,11 +1,25 @@
 //! GraphQL object, input and enum types. Names are pinned where async-graphql's renaming
 //! would spell "OAuth" as "Oauth".
-use async_graphql::{ComplexObject, Enum, InputObject, MaybeUndefined, SimpleObject};
+use async_graphql::{
+    ComplexObject, Enum, ID, InputObject, Interface, MaybeUndefined, SimpleObject,
+};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::domain::model::{self, ConnectionWithSource, SortKey};
 use crate::domain::permission::Principal;
+
+use super::node::GlobalId;
+
+/// Relay's Global Object Identification: every object with a stable identity, refetchable
+/// through `node(id:)`.
+#[derive(Interface, Clone, Debug)]
+#[graphql(field(name = "id", ty = "&ID", desc = "Opaque, stable, type-tagged id."))]
+pub enum Node {
+    UserOAuthSourceConnection(UserOAuthSourceConnection),
+    Source(Source),
+    User(Me),
+}
 
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
 #[graphql(rename_items = "lowercase")]
@@ -27,6 +41,8 @@ pub enum UserMatchingMode {
 /// A login source, with the read-only values derived from its kind.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct Source {
+    /// Global id (`node(id:)`).
+    pub id: ID,
     pub pk: Uuid,
     /// Display name.
     pub name: String,
@@ -55,6 +71,7 @@ pub struct Source {
 impl From<model::Source> for Source {
     fn from(s: model::Source) -> Self {
         Source {
+            id: GlobalId::Source(s.pk).into(),
             pk: s.pk,
             component: s.kind.component().to_owned(),
             verbose_name: s.kind.verbose_name().to_owned(),
@@ -90,6 +107,8 @@ impl From<model::Source> for Source {
 #[derive(SimpleObject, Clone, Debug)]
 #[graphql(name = "UserOAuthSourceConnection")]
 pub struct UserOAuthSourceConnection {
+    /// Global id (`node(id:)`).
+    pub id: ID,
     pub pk: i32,
     /// The linked user's pk.
     pub user: i32,
@@ -109,6 +128,7 @@ impl From<ConnectionWithSource> for UserOAuthSourceConnection {
     fn from(c: ConnectionWithSource) -> Self {
         let ConnectionWithSource { connection, source } = c;
         UserOAuthSourceConnection {
+            id: GlobalId::Connection(connection.pk).into(),
             pk: connection.pk,
             user: connection.user,
             source: source.into(),
@@ -208,10 +228,12 @@ pub struct PageInfo {
     pub end_cursor: Option<String>,
 }
 
-/// The caller.
+/// The caller (a `User` node: `node(id:)` finds only the caller's own).
 #[derive(SimpleObject, Clone, Debug)]
 #[graphql(complex)]
 pub struct Me {
+    /// Global id (`User:<pk>`).
+    pub id: ID,
     pub pk: i32,
     pub username: String,
     pub is_superuser: bool,
@@ -255,4 +277,25 @@ pub struct AuditEvent {
 pub struct AuditEventPage {
     pub total_count: u64,
     pub events: Vec<AuditEvent>,
+}
+
+impl Me {
+    pub fn of(principal: Principal) -> Self {
+        Me {
+            id: GlobalId::User(principal.user_id).into(),
+            pk: principal.user_id,
+            username: principal.username.clone(),
+            is_superuser: principal.is_superuser,
+            principal,
+        }
+    }
+}
+
+/// What `removeUserOAuthSourceConnection` answers: the deleted object's ids, for a Relay
+/// store (`@deleteRecord` on `deletedId`) or Apollo's cache (`cache.evict`).
+#[derive(SimpleObject, Clone, Debug)]
+#[graphql(name = "RemoveUserOAuthSourceConnectionPayload")]
+pub struct RemovePayload {
+    pub deleted_id: ID,
+    pub pk: i32,
 }

@@ -16,9 +16,12 @@ use uuid::Uuid;
 
 use super::custody::SealedToken;
 use super::events::{audit_log, record};
+use super::notify::notify_in;
 use super::{Backend, Store, db_error, db_error_quiet, lost_after_send, write_error};
 use crate::domain::error::{Error, UniqueRule};
-use crate::domain::model::{Connection, ConnectionFilter, Patch, Sort, SortKey};
+use crate::domain::model::{
+    ChangeKind, Connection, ConnectionChange, ConnectionFilter, Patch, Sort, SortKey,
+};
 use crate::domain::search;
 use crate::domain::validation;
 
@@ -117,6 +120,14 @@ fn cursor_value(key: SortKey, text: &str) -> Option<Value> {
     }
 }
 
+fn change(kind: ChangeKind, c: &Connection) -> ConnectionChange {
+    ConnectionChange {
+        kind,
+        pk: c.pk,
+        user: c.user,
+    }
+}
+
 impl Store {
     /// Inserts a connection and its audit event in one transaction. Uniqueness is decided by
     /// the database's constraints, never by a read first.
@@ -207,7 +218,11 @@ impl Store {
             return Err(Error::Unavailable);
         }
         match answer.await {
-            Ok(Ok(inserted)) => Ok(to_connection(inserted)),
+            Ok(Ok(inserted)) => {
+                let inserted = to_connection(inserted);
+                self.committed(change(ChangeKind::Created, &inserted));
+                Ok(inserted)
+            }
             Ok(Err(super::batch::Failure::Row(e))) => {
                 Err(self.explain_write_error(e, user, source).await)
             }
@@ -219,8 +234,9 @@ impl Store {
         }
     }
 
-    /// PostgreSQL: the row and its audit event in one statement (a data-modifying CTE is
-    /// atomic on its own), one round trip instead of four (BEGIN, two INSERTs, COMMIT).
+    /// PostgreSQL: the row, its audit event and its change notification (storage/notify.rs;
+    /// delivered at commit) in one statement (a data-modifying CTE is atomic on its own), one
+    /// round trip instead of four (BEGIN, two INSERTs, COMMIT).
     /// `values`: user, source, identifier, access token, expires, created, last updated, the
     /// audit event's time, actor, row key, refresh token.
     async fn insert_connection_pg(
@@ -238,7 +254,9 @@ impl Store {
           ), audit AS (\
             INSERT INTO audit_events (created, actor_id, action, connection_id, source_id, identifier, owner_id) \
             SELECT $8, $9, 'create', id, source_id, identifier, user_id FROM ins\
-          ) SELECT * FROM ins";
+          ), note AS (\
+            SELECT pg_notify('oauthlink_connection_events', 'c:' || id || ':' || user_id) FROM ins\
+          ) SELECT ins.* FROM ins CROSS JOIN note";
         let stmt = Statement::from_sql_and_values(DbBackend::Postgres, SQL, values);
         let inserted = match conn::Model::find_by_statement(stmt).one(&self.db).await {
             Ok(Some(m)) => m,
@@ -296,6 +314,21 @@ impl Store {
             .await
             .map_err(db_error)?
             .map(to_connection))
+    }
+
+    /// The rows of these pks that exist, in one query.
+    pub async fn connections_by_pks(&self, pks: &[i32]) -> Result<Vec<Connection>, Error> {
+        if pks.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(conn::Entity::find()
+            .filter(conn::Column::Id.is_in(pks.iter().copied()))
+            .all(&self.db)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(to_connection)
+            .collect())
     }
 
     /// Applies an update and audits it; `None` when the row is gone.
@@ -359,8 +392,12 @@ impl Store {
             }
         };
         record(&txn, actor, "update", &updated).await?;
+        let updated = to_connection(updated);
+        let note = change(ChangeKind::Updated, &updated);
+        notify_in(&txn, note).await?;
         super::commit(txn).await?;
-        Ok(Some(to_connection(updated)))
+        self.committed(note);
+        Ok(Some(updated))
     }
 
     /// Deletes and audits; `false` when the row was already gone.
@@ -383,7 +420,14 @@ impl Store {
             return Ok(false);
         }
         record(&txn, actor, "delete", &row).await?;
+        let note = ConnectionChange {
+            kind: ChangeKind::Deleted,
+            pk: row.id,
+            user: row.user_id,
+        };
+        notify_in(&txn, note).await?;
         super::commit(txn).await?;
+        self.committed(note);
         Ok(true)
     }
 

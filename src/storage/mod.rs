@@ -4,6 +4,7 @@ mod batch;
 mod connections;
 mod custody;
 mod events;
+mod notify;
 mod reach;
 mod sources;
 mod subjects;
@@ -61,6 +62,8 @@ pub struct Store {
     /// SQLite: connection creates go through the group-commit writer (storage/batch.rs).
     creates: Option<batch::Creates>,
     max_connections: u32,
+    /// Committed changes of connections, for subscribers (storage/notify.rs).
+    changes: notify::Changes,
 }
 
 /// The kinds of database this service runs on.
@@ -167,6 +170,7 @@ impl Store {
             write_gate,
             creates,
             max_connections: options.max_connections,
+            changes: notify::Changes::default(),
         })
     }
 

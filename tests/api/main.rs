@@ -13,6 +13,7 @@ mod operations;
 mod oracles;
 mod outage;
 mod provider;
+mod relay;
 mod rest;
 mod revocation;
 mod schema;

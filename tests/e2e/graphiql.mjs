@@ -1,10 +1,11 @@
 // GraphiQL as a person uses it, in headless Chromium: the page renders from our own origin
-// only (no CDN), the headers editor carries the bearer token, and a mutation runs.
+// only (no CDN), the headers editor carries the bearer token, a mutation runs, and a
+// subscription runs over the websocket.
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { BASE_URL, ENDPOINT, assert, cleanup, env, freshIdentifier, reporter } from './lib.mjs';
+import { BASE_URL, ENDPOINT, assert, cleanup, env, freshIdentifier, gql, reporter } from './lib.mjs';
 
 const TOKEN = env('TOKEN');
 const SOURCE_UUID = env('SOURCE_UUID');
@@ -115,6 +116,26 @@ try {
 
   await t.check('the headers editor sent Authorization: Bearer <TOKEN>', async () => {
     assert(mutationAuth === `Bearer ${TOKEN}`, `Authorization was ${JSON.stringify(mutationAuth)}`);
+  });
+
+  await t.check('a subscription runs over the websocket and shows a deletion', async () => {
+    const subscription = 'subscription Watch { userOAuthSourceConnectionEvents { kind id pk } }';
+    await page.evaluate((q) => {
+      document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.setValue(q);
+    }, subscription);
+    // GraphiQL learns the new operation's name (and type) from its debounced parse.
+    await page.waitForTimeout(1000);
+    await page.click('.graphiql-execute-button');
+    await page.waitForTimeout(1000); // connection_init, ack, subscribe
+    const pk = createdPks.pop();
+    const r = await gql('mutation($pk: Int!) { deleteUserOAuthSourceConnection(pk: $pk) }', { pk }, TOKEN);
+    assert(!r.json.errors, `delete failed: ${r.text}`);
+    await page.waitForFunction(() => {
+      const v = document.querySelector('.graphiql-response .CodeMirror')?.CodeMirror.getValue() ?? '';
+      return /"DELETED"/.test(v);
+    }, null, { timeout: 10000 });
+    const shown = await page.evaluate(() => document.querySelector('.graphiql-response .CodeMirror').CodeMirror.getValue());
+    assert(shown.includes(`"pk": ${pk}`), `the event is not the deletion of ${pk}:\n${shown}`);
   });
 
   await t.check('screenshot saved to tests/e2e/out/graphiql.png', async () => {
