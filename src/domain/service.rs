@@ -126,7 +126,20 @@ impl Service {
         let Some(verifier) = &self.oidc else {
             return Err(refuse(CredentialProblem::NoIssuer));
         };
-        let verified = verifier.verify(token).await.map_err(refuse)?;
+        let verified = verifier
+            .verify(token)
+            .await
+            .map_err(|problem| match problem {
+                // No key of the issuer was ever fetched: the token may well be good, so this is
+                // an outage (503), not a refusal that would tell a client to drop its token.
+                CredentialProblem::KeysUnavailable => {
+                    tracing::warn!(
+                        "the token's issuer has no signing keys cached and cannot be reached"
+                    );
+                    Error::Unavailable
+                }
+                problem => refuse(problem),
+            })?;
         let (issuer, subject) = (verified.issuer.as_str(), verified.subject.as_str());
         let mut found = self.store.principal_by_subject(issuer, subject).await?;
         if let (Err(CredentialProblem::UnknownSubject), Some(profile)) =

@@ -26,7 +26,7 @@ fn patch<T>(value: MaybeUndefined<T>) -> Patch<T> {
 
 /// The connection a mutation names by `pk` or by global `id` (exactly one). An id that is not
 /// a connection's is answered like a pk nobody can see: `NOT_FOUND`.
-fn target(pk: Option<i32>, id: Option<ID>) -> Result<i32> {
+pub(super) fn target(pk: Option<i32>, id: Option<ID>) -> Result<i32> {
     match (pk, id) {
         (Some(pk), None) => Ok(pk),
         (None, Some(id)) => match GlobalId::decode(&id) {

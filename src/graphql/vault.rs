@@ -1,11 +1,12 @@
 //! The token vault's GraphQL operations. Tokens have a type of their own, returned only by
 //! these two fields: no field of the ordinary connection type carries one, so a list of
 //! connections can never hold a token.
-use async_graphql::{Context, Object, Result, SimpleObject};
+use async_graphql::{Context, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 
 use super::errors::render;
+use super::mutation::target;
 use super::{caller, service};
 use crate::domain::vault::TokenAnswer;
 
@@ -37,15 +38,17 @@ pub struct VaultQuery;
 #[Object]
 impl VaultQuery {
     /// The access token of a connection, refreshed at its source first when it expires
-    /// within the margin. Needs `read_useroauthsourceconnection_token` (own connections;
+    /// within the margin. The connection by `pk` or global `id` (exactly one). Needs `read_useroauthsourceconnection_token` (own connections;
     /// anyone's with `view_useroauthsourceconnection` too). Audited.
     #[graphql(name = "userOAuthConnectionToken")]
     async fn user_oauth_connection_token(
         &self,
         ctx: &Context<'_>,
-        pk: i32,
+        pk: Option<i32>,
+        id: Option<ID>,
     ) -> Result<ConnectionToken> {
         let p = caller(ctx).await?;
+        let pk = target(pk, id)?;
         let token = service(ctx)
             .connection_token(&p, pk, false)
             .await
@@ -60,14 +63,17 @@ pub struct VaultMutation;
 #[Object]
 impl VaultMutation {
     /// Refreshes a connection's token at its source now (unless another refresh of it just
-    /// finished: then that result) and returns it. Same permission as the query.
+    /// finished: then that result) and returns it; `pk` or `id` as the query. Same
+    /// permission as the query.
     #[graphql(name = "refreshUserOAuthConnectionToken")]
     async fn refresh_user_oauth_connection_token(
         &self,
         ctx: &Context<'_>,
-        pk: i32,
+        pk: Option<i32>,
+        id: Option<ID>,
     ) -> Result<ConnectionToken> {
         let p = caller(ctx).await?;
+        let pk = target(pk, id)?;
         let token = service(ctx)
             .connection_token(&p, pk, true)
             .await

@@ -416,6 +416,26 @@ async fn cached_keys_keep_working_when_the_provider_stops() {
     assert_refused(&app, "unknown-kid-while-down", &parts.join(".")).await;
 }
 
+/// An issuer that has never answered: its tokens cannot be checked either way, so they get
+/// the honest 503 (retry later), not a refusal telling the client its token is bad.
+#[tokio::test]
+async fn an_issuer_never_reached_is_an_outage_not_a_refusal() {
+    let Some(mut provider) = Provider::start(json!({})).await else {
+        return;
+    };
+    let token = provider.sign(json!({"sub": "alice"}), json!({})).await;
+    provider.stop().await;
+    let app = app_for(issuer_settings(&provider), |_| {}).await;
+    linked_user(&app, &provider, "alice", "alice").await;
+    let before = audit_count(&app).await;
+    let r = create_graphql(&app, &token, "while-unreachable").await;
+    assert_eq!(code(&r), "SERVICE_UNAVAILABLE", "{r}");
+    let (status, body) = create_rest(&app, &token, "while-unreachable").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["code"], "service_unavailable", "{body}");
+    assert_eq!(audit_count(&app).await, before, "nothing written");
+}
+
 #[tokio::test]
 async fn a_flood_of_made_up_kids_costs_the_issuer_a_handful_of_fetches() {
     let Some(provider) = Provider::start(json!({})).await else {

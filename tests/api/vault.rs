@@ -215,7 +215,33 @@ async fn the_permission_matrix_of_token_reads_on_both_apis() {
         events(&app, own, "read_token").await,
         vec![(json!(reader_owner), json!(reader_owner)); 2]
     );
+
+    // By global id, under the same rules: the owner's own token, and another's refused.
+    let by_id = "query T($id: ID!) { userOAuthConnectionToken(id: $id) { accessToken } }";
+    let id = |pk| oauthlink::graphql::node::GlobalId::Connection(pk).encode();
+    let gql = app
+        .graphql(Some(&reader_owner_key), by_id, json!({"id": id(own)}))
+        .await;
+    assert_eq!(
+        gql["data"]["userOAuthConnectionToken"]["accessToken"], "tok-ro",
+        "{gql}"
+    );
+    let gql = app
+        .graphql(Some(&reader_owner_key), by_id, json!({"id": id(pk)}))
+        .await;
+    assert_eq!(code(&gql), "NOT_FOUND", "{gql}");
+    let gql = app
+        .graphql(
+            Some(&reader_owner_key),
+            TOKEN_QUERY_BOTH,
+            json!({"pk": own, "id": id(own)}),
+        )
+        .await;
+    assert_eq!(code(&gql), "BAD_USER_INPUT", "{gql}");
 }
+
+const TOKEN_QUERY_BOTH: &str =
+    "query T($pk: Int!, $id: ID!) { userOAuthConnectionToken(pk: $pk, id: $id) { accessToken } }";
 
 /// Refresh tokens are write-only like access tokens: no answer but the token read carries a
 /// token, and the token read carries only the access token.
