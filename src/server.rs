@@ -526,6 +526,8 @@ pub async fn run(config: &Config, serve_args: &ServeArgs) -> anyhow::Result<()> 
         .with_socket_limits(graphql::ws::SocketLimits {
             max_sockets: serve_args.max_websockets,
             max_subscriptions: serve_args.max_subscriptions_per_websocket,
+            max_message_bytes: limits.body_limit,
+            ..Default::default()
         });
     let app = router_with_limits(state, &limits, cors_layer(&serve_args.cors_origins)?);
     let signal = async {

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use async_graphql::futures_util::{SinkExt, StreamExt, stream};
 use async_graphql::http::{WebSocketProtocols, WsMessage};
@@ -25,6 +26,7 @@ use crate::server::{AppState, ConnectionSlot};
 /// graphql-ws close codes.
 const CLOSE_FORBIDDEN: u16 = 4403;
 const CLOSE_UNAUTHORIZED: u16 = 4401;
+const CLOSE_INIT_TIMEOUT: u16 = 4408;
 
 /// Websocket limits.
 #[derive(Clone, Copy, Debug)]
@@ -34,6 +36,13 @@ pub struct SocketLimits {
     pub max_sockets: usize,
     /// Subscriptions running at once on one websocket.
     pub max_subscriptions: usize,
+    /// Time a new websocket has to send an accepted `connection_init` (graphql-ws closes with
+    /// 4408 beyond; its reference server's default is 3 s): an anonymous client cannot hold
+    /// a websocket it never authenticates.
+    pub init_timeout: Duration,
+    /// Largest message (and frame) a client may send: a document over the socket is bounded
+    /// like an HTTP body.
+    pub max_message_bytes: usize,
 }
 
 impl Default for SocketLimits {
@@ -41,6 +50,8 @@ impl Default for SocketLimits {
         SocketLimits {
             max_sockets: 256,
             max_subscriptions: 16,
+            init_timeout: Duration::from_secs(3),
+            max_message_bytes: 64 * 1024,
         }
     }
 }
@@ -153,8 +164,11 @@ pub async fn upgrade(state: AppState, request: HttpRequest) -> HttpResponse {
     let client = crate::auth::client_ip(&parts, &state.trusted_proxies);
     // The TCP connection's slot stays taken while the websocket lives.
     let slot = parts.extensions.remove::<ConnectionSlot>();
+    let limits = state.graphql.sockets.limits;
     upgrade
         .protocols(["graphql-transport-ws"])
+        .max_message_size(limits.max_message_bytes)
+        .max_frame_size(limits.max_message_bytes)
         .on_upgrade(move |socket| async move {
             serve(state, socket, client).await;
             drop(permit);
@@ -255,6 +269,8 @@ async fn serve(state: AppState, socket: WebSocket, client: Option<IpAddr>) {
         state: state.clone(),
         session: session.clone(),
     };
+    let initialised = session.clone();
+    let init_timeout = state.graphql.sockets.limits.init_timeout;
     // Set when connection_init was refused: the library closes with 1002, graphql-ws says 4403.
     let refused = Arc::new(AtomicU16::new(0));
     let on_init = {
@@ -308,7 +324,25 @@ async fn serve(state: AppState, socket: WebSocket, client: Option<IpAddr>) {
             .on_connection_init(on_init)
             .keepalive_timeout(None);
     tokio::pin!(messages);
-    while let Some(message) = messages.next().await {
+    let init_deadline = tokio::time::sleep(init_timeout);
+    tokio::pin!(init_deadline);
+    loop {
+        let message = tokio::select! {
+            message = messages.next() => match message {
+                Some(message) => message,
+                None => break,
+            },
+            // Never acknowledged in time (the session is set by an accepted init).
+            () = &mut init_deadline, if initialised.get().is_none() => {
+                let _ = sink
+                    .send(Message::Close(Some(CloseFrame {
+                        code: CLOSE_INIT_TIMEOUT,
+                        reason: "Connection initialisation timeout".into(),
+                    })))
+                    .await;
+                break;
+            }
+        };
         let message = match message {
             WsMessage::Text(text) => Message::Text(text.into()),
             WsMessage::Close(code, reason) => {

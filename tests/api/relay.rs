@@ -498,12 +498,61 @@ async fn a_revoked_subscriber_stops_receiving_within_a_second() {
     assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
 }
 
+/// A websocket that never initialises is closed (4408) after the init timeout, and a message
+/// larger than the bound closes the socket: neither can hold a slot or memory for long.
+#[tokio::test]
+async fn unauthenticated_and_oversized_sockets_are_closed() {
+    let app = TestApp::spawn_custom(oauthlink::config::RestShape::Documented, &[], |s| {
+        s.with_socket_limits(oauthlink::graphql::ws::SocketLimits {
+            init_timeout: Duration::from_millis(500),
+            max_message_bytes: 4096,
+            ..Default::default()
+        })
+    })
+    .await;
+    let url = format!("{}/graphql", app.base.replace("http://", "ws://"));
+    let open = || async {
+        let mut req = url.clone().into_client_request().unwrap();
+        req.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            "graphql-transport-ws".parse().unwrap(),
+        );
+        tokio_tungstenite::connect_async(req).await.unwrap().0
+    };
+    let mut silent = open().await;
+    let started = std::time::Instant::now();
+    assert_eq!(
+        next(&mut silent, Duration::from_secs(5)).await,
+        Some(Err(4408))
+    );
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "{took:?}");
+
+    // An accepted init is not closed by the timer.
+    let mut ws = subscribe(&app, &app.superuser_key).await;
+    assert_eq!(next(&mut ws, Duration::from_millis(300)).await, None);
+
+    let mut big = open().await;
+    let padding = "x".repeat(8192);
+    let _ = big
+        .send(Message::text(
+            json!({"type": "connection_init", "payload": {"pad": padding}}).to_string(),
+        ))
+        .await;
+    // Closed by the server (1009, message too big) or dropped: never acknowledged.
+    match next(&mut big, Duration::from_secs(5)).await {
+        None | Some(Err(_)) => {}
+        Some(Ok(m)) => panic!("an oversized message was answered: {m}"),
+    }
+}
+
 #[tokio::test]
 async fn subscriptions_per_socket_are_capped() {
     let app = TestApp::spawn_custom(oauthlink::config::RestShape::Documented, &[], |s| {
         s.with_socket_limits(oauthlink::graphql::ws::SocketLimits {
             max_sockets: 4,
             max_subscriptions: 2,
+            ..Default::default()
         })
     })
     .await;
