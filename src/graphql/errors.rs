@@ -413,7 +413,12 @@ impl Extension for ErrorCodesExtension {
             }
             // What is left uncoded comes from input coercion during execution.
             let coercion = ["Failed to parse", "Invalid value", "Expected input type"];
-            if coercion.iter().any(|p| e.message.starts_with(p)) {
+            // A variable the operation uses but the request did not send: the client's input.
+            let missing_variable =
+                e.message.starts_with("Variable ") && e.message.ends_with(" is not defined.");
+            if missing_variable {
+                set_code(e, ErrorCode::BadUserInput);
+            } else if coercion.iter().any(|p| e.message.starts_with(p)) {
                 set_code(e, ErrorCode::BadUserInput);
                 set_field_error(e, &self.variables());
             } else {

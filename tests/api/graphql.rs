@@ -362,6 +362,32 @@ async fn list_pages_with_cursors_filters_and_visibility() {
     );
 }
 
+/// A variable the operation declares and the request leaves out is the client's input error,
+/// not an internal one, and nothing runs.
+#[tokio::test]
+async fn a_missing_variable_is_bad_user_input() {
+    let app = TestApp::spawn().await;
+    let key = Some(app.superuser_key.as_str());
+    let r = app
+        .graphql(
+            key,
+            "mutation($pk: Int!) { deleteUserOAuthSourceConnection(pk: $pk) }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&r), "BAD_USER_INPUT", "{r}");
+    assert!(r["errors"][0]["extensions"]["errorId"].is_null(), "{r}");
+    let r = app
+        .graphql(
+            key,
+            "mutation($input: CreateUserOAuthConnectionInput!) { createUserOAuthConnection(input: $input) { pk } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&r), "BAD_USER_INPUT", "{r}");
+    assert_eq!(app.service.store().audit_events(0, 1).await.unwrap().1, 0);
+}
+
 #[tokio::test]
 async fn update_and_delete_follow_the_same_rules() {
     let app = TestApp::spawn().await;

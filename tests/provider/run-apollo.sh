@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Apollo Client (apollo.mjs) against an oauthlink binary that trusts the test OpenID provider
 # (server.mjs): starts both on loopback, links a user to a subject with the CLI
-# (`oauthlink user subject`), signs in at the provider and runs the mutation with the token.
+# (`oauthlink user subject`), signs in at the provider and runs the mutation with the token;
+# then GraphiQL in Chromium (tests/e2e/graphiql.mjs) with that access token pasted into its
+# headers editor, mutation and subscription included.
 # Usage: run-apollo.sh BIN   (DATABASE_URL: the database; default a fresh SQLite file)
 set -euo pipefail
 BIN=$(realpath "$1")
@@ -40,3 +42,13 @@ user=$("$BIN" user create --username apollo-user)
 
 BASE_URL=http://127.0.0.1:$port ISSUER=$ISSUER SOURCE_UUID=$source SUB=apollo-sub USER_PK=$user \
   node apollo.mjs
+
+# GraphiQL with a pasted access token: the browser check of tests/e2e, signed in by the IdP.
+"$BIN" user grant --username apollo-user change_useroauthsourceconnection delete_useroauthsourceconnection
+jwt=$(curl -fs "$ISSUER/__admin/login" -H 'Content-Type: application/json' \
+  -d '{"client_id":"test","sub":"apollo-sub","scope":"openid api"}' |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
+[ -d ../e2e/node_modules ] || (cd ../e2e && npm ci --silent --no-audit --no-fund)
+# A source of its own: apollo.mjs already linked the user to the first one.
+source=$("$BIN" source create --name "GitHub graphiql" --slug github-graphiql)
+BASE_URL=http://127.0.0.1:$port TOKEN=$jwt SOURCE_UUID=$source node ../e2e/graphiql.mjs
