@@ -387,9 +387,20 @@ impl Drop for ActivityGuard {
 }
 
 /// A connection's slot of `max_connections`, in its requests' extensions: a websocket keeps
-/// it taken after the upgrade, while it lives.
+/// it taken after the upgrade, while it lives, and learns from it when shutdown begins.
 #[derive(Clone)]
-pub struct ConnectionSlot(#[allow(dead_code)] Arc<OwnedSemaphorePermit>);
+pub struct ConnectionSlot {
+    _permit: Arc<OwnedSemaphorePermit>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl ConnectionSlot {
+    /// Resolves once the server begins shutting down.
+    pub async fn shutting_down(&mut self) {
+        // A dropped sender (the server is gone) also means: stop.
+        let _ = self.shutdown.wait_for(|stop| *stop).await;
+    }
+}
 
 /// Serves one connection until it closes, its keep-alive idles out, or shutdown begins.
 async fn connection(
@@ -401,7 +412,10 @@ async fn connection(
     permit: OwnedSemaphorePermit,
 ) {
     let activity = Arc::new(Activity::default());
-    let slot = ConnectionSlot(Arc::new(permit));
+    let slot = ConnectionSlot {
+        _permit: Arc::new(permit),
+        shutdown: shutdown.clone(),
+    };
     let service = {
         let activity = activity.clone();
         tower::service_fn(move |mut request: Request<hyper::body::Incoming>| {

@@ -361,6 +361,62 @@ async fn sigterm_under_load_exits_cleanly_and_keeps_acknowledged_writes() {
     );
 }
 
+/// SIGTERM with a subscriber connected: the websocket is closed with 1001 at once (its client
+/// reconnects elsewhere) and the process exits without waiting out the grace period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_websockets_at_once() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+    let dir = TempDir::new("oauthlink-ws-sigterm");
+    let url = sqlite_url(dir.path());
+    let key = oauthlink::crypto::Keyring::generate_key_hex();
+    let mut server = Server::start(
+        &url,
+        &[
+            ("OAUTHLINK_BOOTSTRAP_TOKEN", &key),
+            ("OAUTHLINK_SHUTDOWN_GRACE_SECONDS", "20"),
+        ],
+    );
+    let mut request = format!("ws://{}/graphql", server.addr)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let init =
+        json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {key}")}});
+    ws.send(Message::text(init.to_string())).await.unwrap();
+    let subscribe = json!({"id": "1", "type": "subscribe", "payload": {"query":
+        "subscription { userOAuthSourceConnectionEvents { kind pk } }"}});
+    ws.send(Message::text(subscribe.to_string())).await.unwrap();
+    let ack = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(ack.to_string().contains("connection_ack"), "{ack}");
+
+    let signalled = Instant::now();
+    server.signal("-TERM");
+    let close = loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => break frame.map(|f| u16::from(f.code)),
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no close frame: {other:?}"),
+        }
+    };
+    assert_eq!(close, Some(1001));
+    let status = tokio::task::block_in_place(|| server.wait(Duration::from_secs(5)))
+        .expect("exits well before the 20 s grace period");
+    assert!(status.success(), "{status:?}\n{}", server.log());
+    eprintln!(
+        "websocket closed and process exited {:?} after SIGTERM",
+        signalled.elapsed()
+    );
+}
+
 /// A request already in flight when SIGTERM arrives (its body half sent) is still answered
 /// and its write kept; a connection opened after the signal is refused; then exit 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

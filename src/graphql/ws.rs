@@ -170,9 +170,8 @@ pub async fn upgrade(state: AppState, request: HttpRequest) -> HttpResponse {
         .max_message_size(limits.max_message_bytes)
         .max_frame_size(limits.max_message_bytes)
         .on_upgrade(move |socket| async move {
-            serve(state, socket, client).await;
+            serve(state, socket, client, slot).await;
             drop(permit);
-            drop(slot);
         })
 }
 
@@ -263,7 +262,12 @@ fn authorization_of(payload: &serde_json::Value) -> Option<&str> {
     direct.or_else(nested)?.as_str()
 }
 
-async fn serve(state: AppState, socket: WebSocket, client: Option<IpAddr>) {
+async fn serve(
+    state: AppState,
+    socket: WebSocket,
+    client: Option<IpAddr>,
+    mut slot: Option<ConnectionSlot>,
+) {
     let session = Arc::new(OnceLock::new());
     let executor = SocketExecutor {
         state: state.clone(),
@@ -332,6 +336,22 @@ async fn serve(state: AppState, socket: WebSocket, client: Option<IpAddr>) {
                 Some(message) => message,
                 None => break,
             },
+            // Shutdown: the client is told to go (1001) and reconnects elsewhere, instead of
+            // the socket holding the server for the whole grace period.
+            () = async {
+                match slot.as_mut() {
+                    Some(slot) => slot.shutting_down().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                let _ = sink
+                    .send(Message::Close(Some(CloseFrame {
+                        code: 1001,
+                        reason: "Server shutting down".into(),
+                    })))
+                    .await;
+                break;
+            }
             // Never acknowledged in time (the session is set by an accepted init).
             () = &mut init_deadline, if initialised.get().is_none() => {
                 let _ = sink
