@@ -7,6 +7,7 @@ mod m20261204_000001_identifier_text;
 mod m20261204_000001_key_custody;
 mod m20261205_000001_oidc_subjects;
 mod m20261205_000002_token_vault;
+mod m20261205_000003_event_listeners;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000001_key_custody::Migration),
             Box::new(m20261205_000001_oidc_subjects::Migration),
             Box::new(m20261205_000002_token_vault::Migration),
+            Box::new(m20261205_000003_event_listeners::Migration),
         ]
     }
 }

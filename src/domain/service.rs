@@ -22,6 +22,13 @@ use crate::storage::{
     ConnectionUpdate, Cursor, KeysetPage, NewUser, SealedToken, SealedTokens, Store,
 };
 
+/// The two sealed tokens a connection may hold.
+#[derive(Clone, Copy)]
+enum TokenKind {
+    Access,
+    Refresh,
+}
+
 #[derive(Clone, Debug)]
 pub struct Service {
     store: Store,
@@ -222,9 +229,20 @@ impl Service {
         // The row identity the token is bound to, chosen before the INSERT so the create stays
         // one write (the pk is only known after it).
         let row_key = Uuid::new_v4();
-        let access_token = self.seal_token(&mut errors, input.access_token, row_key, user);
-        let refresh_token =
-            self.seal_refresh_token(&mut errors, input.refresh_token, row_key, user);
+        let access_token = self.seal_token(
+            &mut errors,
+            TokenKind::Access,
+            input.access_token,
+            row_key,
+            user,
+        );
+        let refresh_token = self.seal_token(
+            &mut errors,
+            TokenKind::Refresh,
+            input.refresh_token,
+            row_key,
+            user,
+        );
         let expires = optional(input.expires);
         errors.into_result()?;
         let (Some(user), Some(source), Some(identifier)) = (user, source, identifier) else {
@@ -303,37 +321,52 @@ impl Service {
     }
 
     /// `Some(None)` means "store no token"; the outer `None` means a field error was recorded.
-    /// `user` is `None` only when a field error about it was recorded.
+    /// `user` is `None` only when a field error about it was recorded. Each kind of token has
+    /// its own slot, so one never opens as the other.
     fn seal_token(
         &self,
         errors: &mut Errors,
+        kind: TokenKind,
         token: Patch<String>,
         row_key: Uuid,
         user: Option<i32>,
     ) -> Option<Option<Vec<u8>>> {
+        let field = match kind {
+            TokenKind::Access => "access_token",
+            TokenKind::Refresh => "refresh_token",
+        };
         match token {
             Patch::Absent | Patch::Null => Some(None),
             Patch::Value(t) => errors
-                .check(validation::secret("access_token", &t))
+                .check(validation::secret(field, &t))
                 .and(user)
-                .map(|user| Some(self.keyring.seal(Slot::AccessToken { row_key, user }, &t))),
+                .map(|user| {
+                    let slot = match kind {
+                        TokenKind::Access => Slot::AccessToken { row_key, user },
+                        TokenKind::Refresh => Slot::RefreshToken { row_key, user },
+                    };
+                    Some(self.keyring.seal(slot, &t))
+                }),
         }
     }
 
-    /// As `seal_token`, for the refresh token (its own slot: one never opens as the other).
-    fn seal_refresh_token(
+    /// An update's token change, sealed: absent and null pass through; a value that fails
+    /// validation records its field error and changes nothing.
+    fn seal_change(
         &self,
         errors: &mut Errors,
-        token: Patch<String>,
+        kind: TokenKind,
+        change: Patch<String>,
         row_key: Uuid,
-        user: Option<i32>,
-    ) -> Option<Option<Vec<u8>>> {
-        match token {
-            Patch::Absent | Patch::Null => Some(None),
-            Patch::Value(t) => errors
-                .check(validation::secret("refresh_token", &t))
-                .and(user)
-                .map(|user| Some(self.keyring.seal(Slot::RefreshToken { row_key, user }, &t))),
+        user: i32,
+    ) -> Patch<Vec<u8>> {
+        match change {
+            Patch::Absent => Patch::Absent,
+            Patch::Null => Patch::Null,
+            value => match self.seal_token(errors, kind, value, row_key, Some(user)) {
+                Some(Some(sealed)) => Patch::Value(sealed),
+                _ => Patch::Absent,
+            },
         }
     }
 
@@ -453,29 +486,20 @@ impl Service {
         };
         // A row from before row keys gets one with its next token.
         let row_key = current.row_key.unwrap_or_else(Uuid::new_v4);
-        let access_token = match changes.access_token {
-            Patch::Absent => Patch::Absent,
-            Patch::Null => Patch::Null,
-            Patch::Value(t) => {
-                match self.seal_token(&mut errors, Patch::Value(t), row_key, Some(current.user)) {
-                    Some(Some(sealed)) => Patch::Value(sealed),
-                    _ => Patch::Absent,
-                }
-            }
-        };
-        let refresh_token = match changes.refresh_token {
-            Patch::Absent => Patch::Absent,
-            Patch::Null => Patch::Null,
-            Patch::Value(t) => match self.seal_refresh_token(
-                &mut errors,
-                Patch::Value(t),
-                row_key,
-                Some(current.user),
-            ) {
-                Some(Some(sealed)) => Patch::Value(sealed),
-                _ => Patch::Absent,
-            },
-        };
+        let access_token = self.seal_change(
+            &mut errors,
+            TokenKind::Access,
+            changes.access_token,
+            row_key,
+            current.user,
+        );
+        let refresh_token = self.seal_change(
+            &mut errors,
+            TokenKind::Refresh,
+            changes.refresh_token,
+            row_key,
+            current.user,
+        );
         let new_token =
             matches!(access_token, Patch::Value(_)) || matches!(refresh_token, Patch::Value(_));
         errors.into_result()?;

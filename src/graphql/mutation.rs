@@ -129,12 +129,9 @@ impl Mutation {
         pk: Option<i32>,
         id: Option<ID>,
     ) -> Result<RemovePayload> {
-        let p = caller(ctx).await?;
-        let pk = target(pk, id)?;
-        service(ctx)
-            .delete_connection(&p, pk)
-            .await
-            .map_err(render)?;
+        let pk = self
+            .delete_user_oauth_source_connection(ctx, pk, id)
+            .await?;
         Ok(RemovePayload {
             deleted_id: GlobalId::Connection(pk).into(),
             pk,

@@ -32,6 +32,22 @@ impl From<TokenAnswer> for ConnectionToken {
     }
 }
 
+/// The token of the connection named by `pk` or `id`, refreshed first when `force`.
+async fn connection_token(
+    ctx: &Context<'_>,
+    pk: Option<i32>,
+    id: Option<ID>,
+    force: bool,
+) -> Result<ConnectionToken> {
+    let p = caller(ctx).await?;
+    let pk = target(pk, id)?;
+    let token = service(ctx)
+        .connection_token(&p, pk, force)
+        .await
+        .map_err(render)?;
+    Ok(token.into())
+}
+
 #[derive(Default)]
 pub struct VaultQuery;
 
@@ -47,13 +63,7 @@ impl VaultQuery {
         pk: Option<i32>,
         id: Option<ID>,
     ) -> Result<ConnectionToken> {
-        let p = caller(ctx).await?;
-        let pk = target(pk, id)?;
-        let token = service(ctx)
-            .connection_token(&p, pk, false)
-            .await
-            .map_err(render)?;
-        Ok(token.into())
+        connection_token(ctx, pk, id, false).await
     }
 }
 
@@ -72,12 +82,6 @@ impl VaultMutation {
         pk: Option<i32>,
         id: Option<ID>,
     ) -> Result<ConnectionToken> {
-        let p = caller(ctx).await?;
-        let pk = target(pk, id)?;
-        let token = service(ctx)
-            .connection_token(&p, pk, true)
-            .await
-            .map_err(render)?;
-        Ok(token.into())
+        connection_token(ctx, pk, id, true).await
     }
 }

@@ -235,7 +235,7 @@ impl Store {
     }
 
     /// PostgreSQL: the row, its audit event and its change notification (storage/notify.rs;
-    /// delivered at commit) in one statement (a data-modifying CTE is atomic on its own), one
+    /// delivered at commit, sent only while an instance listens) in one statement (a data-modifying CTE is atomic on its own), one
     /// round trip instead of four (BEGIN, two INSERTs, COMMIT).
     /// `values`: user, source, identifier, access token, expires, created, last updated, the
     /// audit event's time, actor, row key, refresh token.
@@ -255,7 +255,8 @@ impl Store {
             INSERT INTO audit_events (created, actor_id, action, connection_id, source_id, identifier, owner_id) \
             SELECT $8, $9, 'create', id, source_id, identifier, user_id FROM ins\
           ), note AS (\
-            SELECT pg_notify('oauthlink_connection_events', 'c:' || id || ':' || user_id) FROM ins\
+            SELECT CASE WHEN EXISTS (SELECT 1 FROM event_listeners WHERE expires > now()) \
+              THEN pg_notify('oauthlink_connection_events', 'c:' || id || ':' || user_id) END FROM ins\
           ) SELECT ins.* FROM ins CROSS JOIN note";
         let stmt = Statement::from_sql_and_values(DbBackend::Postgres, SQL, values);
         let inserted = match conn::Model::find_by_statement(stmt).one(&self.db).await {

@@ -382,6 +382,38 @@ async fn subscriptions_need_credentials() {
     assert_eq!((status, code(&r)), (400, "BAD_REQUEST"), "{r}");
 }
 
+/// PostgreSQL: writes send NOTIFY only while some instance has subscribers (NOTIFY
+/// serialises the commits of notifying transactions), and do once one subscribes. The
+/// channel is watched by a LISTEN of the test's own, not through the service.
+#[tokio::test]
+async fn writes_notify_only_while_an_instance_listens() {
+    use sea_orm::sqlx::postgres::PgListener;
+    let app = TestApp::spawn().await;
+    if app.service.store().backend() != Backend::Postgres {
+        return;
+    }
+    let mut watch = PgListener::connect(&app.database_url).await.unwrap();
+    watch.listen("oauthlink_connection_events").await.unwrap();
+    let (_, key) = app.user("alice", ADD).await;
+    create(&app, &key, "before-anyone-listens").await;
+    let heard = tokio::time::timeout(Duration::from_millis(500), watch.recv()).await;
+    assert!(heard.is_err(), "a write notified with no subscriber anywhere");
+
+    let _ws = subscribe(&app, &key).await;
+    // (One link per user and source: another user's.)
+    let (_, bob) = app.user("bob", ADD).await;
+    let (pk, _) = create(&app, &bob, "while-someone-listens").await;
+    let n = tokio::time::timeout(Duration::from_secs(3), watch.recv())
+        .await
+        .expect("a notification once an instance listens")
+        .unwrap();
+    assert!(
+        n.payload().starts_with(&format!("c:{pk}:")),
+        "{}",
+        n.payload()
+    );
+}
+
 #[tokio::test]
 async fn subscribers_see_only_rows_they_could_read_from_any_instance() {
     let a = TestApp::spawn().await;
