@@ -135,6 +135,7 @@ async fn fifty_concurrent_reads_of_an_expired_token_refresh_it_once() {
     let instances: Vec<&TestApp> = std::iter::once(&app).chain(second.as_ref()).collect();
     provider.reset_stats().await;
 
+    let started = std::time::Instant::now();
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(50));
     let mut readers = Vec::new();
     for i in 0..50 {
@@ -189,6 +190,12 @@ async fn fifty_concurrent_reads_of_an_expired_token_refresh_it_once() {
         stats["refresh_tokens_used"],
         json!([old_refresh]),
         "the old refresh token was used once: {stats}"
+    );
+    eprintln!(
+        "50 concurrent reads on {} instance(s): {} refresh request(s) at the provider, 1 token, {:?}",
+        instances.len(),
+        refreshes(&stats),
+        started.elapsed()
     );
     assert_eq!(events(&app, pk, "refresh_token").await.len(), 1);
     assert_eq!(events(&app, pk, "read_token").await.len(), 50);
