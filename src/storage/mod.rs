@@ -150,7 +150,24 @@ impl Store {
                 .foreign_keys(true)
                 .busy_timeout(busy_timeout)
         });
-        let mut db = Database::connect(opts).await?;
+        let mut attempt = 0;
+        let mut db = loop {
+            match Database::connect(opts.clone()).await {
+                // Two processes opening one new SQLite file at once: putting it in WAL mode
+                // takes a lock SQLite does not wait for ("database is locked" at once); the
+                // retry finds the file in WAL mode already.
+                Err(e)
+                    if sqlite_file(url).is_some()
+                        && attempt < 10
+                        && e.to_string().contains("database is locked") =>
+                {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "opening SQLite raced another process; retrying");
+                    tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                }
+                result => break result?,
+            }
+        };
         let statements = Arc::new(AtomicU64::new(0));
         let counter = statements.clone();
         db.set_metric_callback(move |_| {

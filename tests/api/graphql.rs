@@ -535,7 +535,9 @@ async fn a_page_of_connections_costs_constant_queries() {
             assert!(r["errors"].is_null(), "{r}");
             made += 1;
         }
-        // Warm the caller lookup out of the measurement's noise: measure a second request.
+        // Warm the caller and source lookups (cached for 500 ms) out of the measurement's
+        // noise: measure a second request, right after the first.
+        app.graphql(key, PAGE, json!({})).await;
         let before = app.service.store().statements_executed();
         let r = app.graphql(key, PAGE, json!({})).await;
         let cost = app.service.store().statements_executed() - before;
@@ -548,8 +550,12 @@ async fn a_page_of_connections_costs_constant_queries() {
         );
         costs.push(cost);
     }
+    // Constant in the page size: an N+1 would add one statement per row (90 from 10 to 100
+    // rows). One of slack: a lookup cached for 500 ms may expire between the two requests on
+    // a loaded machine.
+    let least = *costs.iter().min().unwrap();
     assert!(
-        costs.iter().all(|c| *c == costs[0]),
+        costs.iter().all(|c| *c <= least + 1),
         "statements per page grew: {costs:?}"
     );
     assert!(costs[0] <= 8, "{costs:?}");
