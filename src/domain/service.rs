@@ -651,6 +651,10 @@ impl Service {
     ) -> Result<Option<Source>> {
         match (pk, slug) {
             (Some(pk), _) => self.store.source_by_pk(pk).await,
+            // As the list's slug filter: PostgreSQL cannot even compare a NUL.
+            (None, Some(slug)) if slug.contains('\0') => {
+                Err(Error::Validation(vec![validation::null_characters("slug")]))
+            }
             (None, Some(slug)) => self.store.source_by_slug(slug).await,
             (None, None) => Ok(None),
         }

@@ -218,7 +218,8 @@ impl Issuer {
             claims
                 .get(name)
                 .and_then(Value::as_str)
-                .filter(|v| !v.is_empty())
+                // A NUL could never be stored (PostgreSQL refuses it): such a value is absent.
+                .filter(|v| !v.is_empty() && !v.contains('\0'))
         };
         let subject = text(settings.user_claim.name())
             .filter(|s| s.chars().count() <= MAX_SUBJECT_CHARS)

@@ -362,6 +362,32 @@ async fn list_pages_with_cursors_filters_and_visibility() {
     );
 }
 
+/// A slug with a NUL (which PostgreSQL cannot even compare) is a field error, as in the
+/// REST list's slug filter, not an internal error. Found by schemathesis.
+#[tokio::test]
+async fn a_source_slug_with_a_nul_is_bad_user_input() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .graphql(
+            Some(&app.superuser_key),
+            "query($s: String) { source(slug: $s) { pk } }",
+            json!({"s": "gith\u{0}ub"}),
+        )
+        .await;
+    assert_eq!(code(&r), "BAD_USER_INPUT", "{r}");
+    let r = app
+        .graphql(
+            Some(&app.superuser_key),
+            "query($s: String) { source(slug: $s) { pk } }",
+            json!({"s": "no-such-source"}),
+        )
+        .await;
+    assert!(
+        r["errors"].is_null() && r["data"]["source"].is_null(),
+        "{r}"
+    );
+}
+
 /// A variable the operation declares and the request leaves out is the client's input error,
 /// not an internal one, and nothing runs.
 #[tokio::test]

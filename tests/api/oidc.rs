@@ -215,6 +215,9 @@ async fn bad_tokens_are_refused_alike_and_write_nothing() {
     let r = create_graphql(&app, &good, "control").await;
     assert!(r["errors"].is_null(), "{r}");
 
+    // A subject no database could store (a NUL) is no subject.
+    let nul_subject = provider.sign(json!({"sub": "al\u{0}ice"}), json!({})).await;
+    assert_refused(&app, "nul-in-subject", &nul_subject).await;
     let wrong_audience = provider
         .sign(sub(json!({"aud": "https://another.api"})), json!({}))
         .await;
