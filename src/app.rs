@@ -27,7 +27,7 @@ pub async fn open(config: &Config) -> anyhow::Result<Service> {
     }
     let keyring = custody::keyring(config, &store).await?;
     custody::check(&store, &keyring).await?;
-    Service::new(store, keyring).with_vault(config.vault_options())
+    Service::new(store, keyring, config.vault_options())
 }
 
 /// A database URL without its password, for messages.

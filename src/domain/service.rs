@@ -57,27 +57,25 @@ pub enum UpdateKind {
 }
 
 impl Service {
-    pub fn new(store: Store, keyring: Keyring) -> Self {
-        Service {
+    /// The service, with the token vault's settings (its HTTP client is built once, here).
+    pub fn new(
+        store: Store,
+        keyring: Keyring,
+        vault: super::vault::VaultOptions,
+    ) -> anyhow::Result<Self> {
+        Ok(Service {
             store,
             keyring,
             caches: Caches::default(),
             oidc: None,
-            vault: super::vault::Vault::new(super::vault::VaultOptions::default())
-                .expect("the TLS backend of the token client initialises"),
-        }
+            vault: super::vault::Vault::new(vault)?,
+        })
     }
 
     /// Accepts OpenID Connect access tokens from the verifier's issuers.
     pub fn with_oidc(mut self, verifier: Arc<Verifier>) -> Self {
         self.oidc = Some(verifier).filter(|v| !v.is_empty());
         self
-    }
-
-    /// The same service with other token vault settings.
-    pub fn with_vault(mut self, options: super::vault::VaultOptions) -> anyhow::Result<Self> {
-        self.vault = super::vault::Vault::new(options)?;
-        Ok(self)
     }
 
     pub(super) fn vault(&self) -> &super::vault::Vault {
